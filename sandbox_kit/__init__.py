@@ -1,0 +1,80 @@
+"""sandbox_kit: upload, version, run and watch DMO, RMO and SO optimization models.
+
+>>> from sandbox_kit import Sandbox
+>>> sb = Sandbox(home="work")
+>>> model = sb.upload("dmo.py", "DMO")
+>>> job = sb.run("DMO", config={"load_scale": 1.1})
+>>> for event in job.follow():
+...     print(event.kind, event.line.text if event.line else "")
+
+Names are imported lazily, so ``python -m sandbox_kit.supervisor`` (one per job) starts
+without loading the database layer or any widget code before the model is running.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandbox_kit.config import Limits, Settings
+    from sandbox_kit.errors import (
+        ConflictError,
+        NotFoundError,
+        RunError,
+        SandboxKitError,
+        ValidationError,
+    )
+    from sandbox_kit.jobs import Event, Job
+    from sandbox_kit.records import JobInfo, JobStatus, LogLine, Model, ModelStatus, ModelType
+    from sandbox_kit.sandbox import Sandbox
+
+__version__ = "0.1.0"
+
+_WHERE = {
+    "ConflictError": "sandbox_kit.errors",
+    "Event": "sandbox_kit.jobs",
+    "Job": "sandbox_kit.jobs",
+    "JobInfo": "sandbox_kit.records",
+    "JobStatus": "sandbox_kit.records",
+    "Limits": "sandbox_kit.config",
+    "LogLine": "sandbox_kit.records",
+    "Model": "sandbox_kit.records",
+    "ModelStatus": "sandbox_kit.records",
+    "ModelType": "sandbox_kit.records",
+    "NotFoundError": "sandbox_kit.errors",
+    "RunError": "sandbox_kit.errors",
+    "Sandbox": "sandbox_kit.sandbox",
+    "SandboxKitError": "sandbox_kit.errors",
+    "Settings": "sandbox_kit.config",
+    "ValidationError": "sandbox_kit.errors",
+}
+
+__all__ = [
+    "ConflictError",
+    "Event",
+    "Job",
+    "JobInfo",
+    "JobStatus",
+    "Limits",
+    "LogLine",
+    "Model",
+    "ModelStatus",
+    "ModelType",
+    "NotFoundError",
+    "RunError",
+    "Sandbox",
+    "SandboxKitError",
+    "Settings",
+    "ValidationError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'sandbox_kit' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

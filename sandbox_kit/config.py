@@ -1,0 +1,157 @@
+"""Where sandbox_kit keeps things, and the knobs an operator can turn.
+
+A :class:`Settings` is built once per :class:`~sandbox_kit.Sandbox` from keyword arguments or,
+failing those, from ``SANDBOX_*`` environment variables (documented in the README), so a
+notebook, the dashboard, the CLI and cron all agree without a config file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox_kit.errors import ValidationError
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-job resource limits, applied to the model process before it starts.
+
+    ``None`` means "no limit of ours" (the model still inherits whatever limit the sandbox was
+    started under; a limit is never raised above that).
+    """
+
+    memory_bytes: int | None = 8 * GiB
+    cpu_seconds: int | None = 4 * 3600
+    file_bytes: int | None = 4 * GiB
+    open_files: int | None = 1024
+
+
+def _default_timeouts() -> dict[str, float | None]:
+    # Wall-clock defaults per type: a day-ahead run may take a while, a real-time run must not.
+    return {"DMO": 3600.0, "RMO": 900.0, "SO": 1800.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Operator settings; every field has a sensible default.
+
+    Attributes:
+        max_upload_bytes: largest model file accepted.
+        max_running: jobs running at once across all processes (default: CPU count).
+        max_running_per_type: optional extra cap per model type, e.g. ``{"DMO": 1}``.
+        timeouts: default wall-clock timeout in seconds per model type (``None``: none).
+        interpreters: python executable per model type (default: the sandbox's own).
+        env_allow: names of the caller's environment variables passed on to models.
+        limits: resource limits per job.
+        log_cap_bytes: durable log size past which output is drained but not kept.
+        kill_grace_s: seconds between SIGTERM and SIGKILL when stopping a job.
+        heartbeat_s: how often a supervisor proves it is alive.
+        lost_after_s: heartbeat age after which a job whose supervisor is gone is ``lost``.
+    """
+
+    max_upload_bytes: int = 10 * MiB
+    max_running: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_running_per_type: Mapping[str, int] = field(default_factory=dict)
+    timeouts: Mapping[str, float | None] = field(default_factory=_default_timeouts)
+    interpreters: Mapping[str, str] = field(default_factory=dict)
+    env_allow: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    log_cap_bytes: int = GiB
+    kill_grace_s: float = 5.0
+    heartbeat_s: float = 2.0
+    lost_after_s: float = 20.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``SANDBOX_*`` variables; unset variables keep the defaults."""
+        env = os.environ if environ is None else environ
+        base = cls()
+        per_type = {
+            t: int(v) for t in ("DMO", "RMO", "SO") if (v := env.get(f"SANDBOX_MAX_RUNNING_{t}"))
+        }
+        timeouts = dict(base.timeouts)
+        for t in ("DMO", "RMO", "SO"):
+            if (v := env.get(f"SANDBOX_TIMEOUT_{t}")) is not None:
+                timeouts[t] = _float(v, f"SANDBOX_TIMEOUT_{t}") or None
+        interpreters = {t: v for t in ("DMO", "RMO", "SO") if (v := env.get(f"SANDBOX_PYTHON_{t}"))}
+        limits = Limits(
+            memory_bytes=_mib(env, "SANDBOX_MEMORY_MB", base.limits.memory_bytes),
+            cpu_seconds=_int(env, "SANDBOX_CPU_SECONDS", base.limits.cpu_seconds),
+            file_bytes=_mib(env, "SANDBOX_FILE_MB", base.limits.file_bytes),
+            open_files=_int(env, "SANDBOX_OPEN_FILES", base.limits.open_files),
+        )
+        return cls(
+            max_upload_bytes=_mib(env, "SANDBOX_MAX_UPLOAD_MB", base.max_upload_bytes) or 0,
+            max_running=_int(env, "SANDBOX_MAX_RUNNING", base.max_running) or 1,
+            max_running_per_type=per_type,
+            timeouts=timeouts,
+            interpreters=interpreters,
+            env_allow=tuple(n for n in env.get("SANDBOX_ENV_ALLOW", "").split(",") if n),
+            limits=limits,
+            log_cap_bytes=_mib(env, "SANDBOX_LOG_CAP_MB", base.log_cap_bytes) or GiB,
+            kill_grace_s=_float(env.get("SANDBOX_KILL_GRACE_S", "5"), "SANDBOX_KILL_GRACE_S"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """The folders under ``SANDBOX_HOME``."""
+
+    home: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None) -> Paths:
+        """``home``, else ``$SANDBOX_HOME``, else the current directory; folders are created."""
+        root = Path(home or os.environ.get("SANDBOX_HOME") or Path.cwd()).expanduser().resolve()
+        paths = cls(root)
+        for folder in (paths.models, paths.logs, paths.jobs):
+            folder.mkdir(parents=True, exist_ok=True)
+        return paths
+
+    @property
+    def models(self) -> Path:
+        """Uploaded model files, under generated names."""
+        return self.home / "models"
+
+    @property
+    def logs(self) -> Path:
+        """One durable log per job."""
+        return self.home / "logs"
+
+    @property
+    def jobs(self) -> Path:
+        """One private working folder per job, holding its ``result/`` folder."""
+        return self.home / "jobs"
+
+    @property
+    def default_db_url(self) -> str:
+        """The embedded SQLite registry."""
+        return f"sqlite:///{self.home / 'sandbox.db'}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value) or None
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _mib(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    value = _int(env, name, None)
+    return default if value is None and name not in env else (value * MiB if value else None)
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValidationError(f"{name} must be a number, not {value!r}") from None

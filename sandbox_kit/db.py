@@ -1,0 +1,224 @@
+"""The registry's database: tables, engine set-up and schema migrations.
+
+SQLite (the default) is opened in WAL mode with a busy timeout, and every write transaction
+starts with ``BEGIN IMMEDIATE`` so several processes (Voilà kernels, the CLI, job supervisors)
+can write without ``database is locked`` surprises (see the pitfalls reference, §5). On
+PostgreSQL, writes take one transaction-scoped advisory lock, which gives the same "one writer
+at a time" semantics the queue relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+#: The newest migration; a database at another revision is upgraded on open.
+HEAD_REVISION = "0002"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_WRITE_LOCK = 0x5A4D_0001  # arbitrary, fixed key for the advisory lock
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the registry's tables."""
+
+
+class ModelRow(Base):
+    """One uploaded model version."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        Index("uq_models_type_name_version", "model_type", "name", "version", unique=True),
+        # At most one active version per type, enforced by the database itself.
+        Index(
+            "uq_models_one_active",
+            "model_type",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_type: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    original_filename: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobRow(Base):
+    """One run of a model, from queued to a terminal status."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_model", "model_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    model_type: Mapped[str] = mapped_column(String(8))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[int] = mapped_column(Integer)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    data_source_id: Mapped[str | None] = mapped_column(String(200))
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    signal: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str] = mapped_column(String(500))
+    result_dir: Mapped[str] = mapped_column(String(500))
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # Added by migration 0002 (the runner).
+    spec: Mapped[str] = mapped_column(Text, default="{}")
+    python_version: Mapped[str | None] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    supervisor_pid: Mapped[int | None] = mapped_column(Integer)
+    supervisor_started: Mapped[float | None] = mapped_column(Float)
+    model_pid: Mapped[int | None] = mapped_column(Integer)
+    model_started: Mapped[float | None] = mapped_column(Float)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    objective: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Database:
+    """An engine plus short read and write transactions.
+
+    Use ``with db.read() as s:`` for queries and ``with db.write() as s:`` for anything that
+    changes rows; never keep a session across user actions (an open read pins a WAL snapshot).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self._write_engine = self.engine.execution_options(sandbox_write=True)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in a short read transaction; objects stay usable after it closes."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in a write transaction that holds the database's write lock."""
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+            yield session
+
+    def revision(self) -> str | None:
+        """The schema revision of the database, or None for an empty database."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):
+            return None
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision``, holding the write lock so only one process does."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self._write_engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def ensure_schema(self) -> None:
+        """Upgrade the database to :data:`HEAD_REVISION` when it is older (or empty)."""
+        if self.revision() != HEAD_REVISION:
+            self.upgrade()
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's legacy mode would not), so that the
+        # "begin" hook below can make writes BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL may itself wait
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sandbox_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

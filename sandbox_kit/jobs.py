@@ -1,0 +1,133 @@
+"""The :class:`Job` handle: status, waiting, cancelling, logs and live events of one job.
+
+A handle holds only an id and the last snapshot it read, so any process can make one for any
+job (``Sandbox.job(id)``) and follow it: the database and the log file are the bus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sandbox_kit.logs import LogTail, Progress, raw_bytes, read_lines
+from sandbox_kit.records import JobInfo, JobStatus, LogLine
+from sandbox_kit.results import read_result
+
+if TYPE_CHECKING:
+    from sandbox_kit.sandbox import Sandbox
+
+_FILE_POLL_S = 0.02
+_STATUS_POLL_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a job, as yielded by :meth:`Job.follow`.
+
+    Attributes:
+        kind: ``started``, ``log``, ``progress`` (the current ``\\r`` line changed), or the
+            terminal ``completed``, ``failed``, ``cancelled``, ``timeout``, ``lost``.
+        job: the job's snapshot when the event was made.
+        line: the log line, for ``log`` events.
+        progress: the current progress line, for ``progress`` events.
+    """
+
+    kind: str
+    job: JobInfo
+    line: LogLine | None = None
+    progress: Progress | None = None
+
+
+_TERMINAL_EVENT = {
+    JobStatus.SUCCESS: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+    JobStatus.TIMEOUT: "timeout",
+    JobStatus.LOST: "lost",
+}
+
+
+class Job:
+    """A handle on one job. Attributes of the last snapshot are on :attr:`info`."""
+
+    def __init__(self, sandbox: Sandbox, info: JobInfo) -> None:
+        self._sandbox = sandbox
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.status.value}>"
+
+    @property
+    def id(self) -> str:
+        """The job id, ``<TYPE>_<unix ms>_<6 chars>``."""
+        return self.info.id
+
+    @property
+    def status(self) -> JobStatus:
+        """The status in the last snapshot (call :meth:`refresh` for a new one)."""
+        return self.info.status
+
+    def refresh(self) -> Job:
+        """Read the job's current record; returns self."""
+        self.info = self._sandbox.job_info(self.id)
+        return self
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.1) -> JobInfo:
+        """Block until the job ends; returns its final record.
+
+        Raises:
+            TimeoutError: the job did not end within ``timeout`` seconds (it keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.refresh().status.terminal:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout} s")
+            time.sleep(poll)
+        return self.info
+
+    def cancel(self) -> JobInfo:
+        """Stop the job (see :meth:`Sandbox.cancel`); returns the refreshed record."""
+        self._sandbox.cancel(self.id)
+        return self.refresh().info
+
+    def logs(self, since: int = 0) -> list[LogLine]:
+        """The structured lines written so far with ``seq > since``."""
+        return read_lines(self.info.log_path, since)
+
+    def raw_log(self) -> bytes:
+        """Every byte the model wrote to stdout and stderr, in arrival order."""
+        return raw_bytes(self.info.log_path)
+
+    def result(self) -> dict[str, Any] | None:
+        """The model's parsed ``result.json``, or None when it wrote none."""
+        return read_result(self.info.result_dir)
+
+    def follow(self, since: int = 0, *, stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+        """Yield the job's events until it ends (or ``stop()`` returns True).
+
+        Every log line with ``seq > since`` is yielded exactly once, in order, whether the job
+        is still running, long finished, or started by another process.
+        """
+        tail = LogTail(self.info.log_path, since)
+        announced = False
+        next_status = 0.0
+        while stop is None or not stop():
+            if time.monotonic() >= next_status:
+                self.refresh()
+                next_status = time.monotonic() + _STATUS_POLL_S
+            if not announced and self.status is not JobStatus.QUEUED:
+                announced = True
+                yield Event("started", self.info)
+            terminal = self.status.terminal
+            for item in tail.read():
+                if isinstance(item, LogLine):
+                    yield Event("log", self.info, line=item)
+                else:
+                    yield Event("progress", self.info, progress=item)
+            if terminal:
+                # The supervisor closes the log before it records the end: all lines are in.
+                yield Event(_TERMINAL_EVENT[self.status], self.info)
+                return
+            time.sleep(_FILE_POLL_S)

@@ -1,0 +1,361 @@
+"""Starting, queueing, cancelling and reconciling jobs, from any process.
+
+There is no daemon. ``submit`` writes a ``queued`` row and calls :func:`dispatch`, which claims
+free slots under the database's write lock (so the limits hold across every kernel, CLI call
+and supervisor) and starts one detached supervisor per claimed job. A finishing supervisor,
+a cancel and a reconciliation call :func:`dispatch` too, so queued jobs start in FIFO order as
+slots free even after the process that queued them has exited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import func, select, update
+
+from sandbox_kit.config import Paths, Settings
+from sandbox_kit.db import Database, JobRow, utcnow
+from sandbox_kit.errors import NotFoundError, RunError, ValidationError
+from sandbox_kit.jobstore import LIVE, age_s
+from sandbox_kit.records import JobStatus, Model, dumps_config
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_BASIC_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def new_job_id(model_type: str) -> str:
+    """``<TYPE>_<unix ms>_<6 random chars>``, e.g. ``DMO_1764331200000_k3f9qa``."""
+    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+    return f"{model_type}_{int(time.time() * 1000)}_{suffix}"
+
+
+def submit(
+    db: Database,
+    paths: Paths,
+    settings: Settings,
+    model: Model,
+    *,
+    config: dict[str, Any] | None,
+    data_source_id: str | None,
+    timeout: float | None,
+) -> str:
+    """Queue a run of ``model`` and start it if a slot is free; returns the job id."""
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ValidationError(f"config must be a JSON object (a dict), not {type(config).__name__}")
+    try:
+        config_json = dumps_config(config)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"config is not JSON-serialisable: {exc}") from None
+    if timeout is not None and not timeout > 0:
+        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
+    kind = model.model_type.value
+    job_id = new_job_id(kind)
+    job_dir = paths.jobs / job_id
+    result_dir = job_dir / "result"
+    interpreter = settings.interpreters.get(kind) or sys.executable
+    env = _model_env(
+        job_id=job_id,
+        kind=kind,
+        config_json=config_json,
+        job_dir=job_dir,
+        result_dir=result_dir,
+        interpreter=interpreter,
+        settings=settings,
+    )
+    if data_source_id:
+        env["DATA_SOURCE_ID"] = data_source_id
+        with db.read() as s:
+            source = s.get(JobRow, data_source_id)
+            if source is not None and source.status == JobStatus.SUCCESS.value:
+                env["DATA_SOURCE_DIR"] = source.result_dir
+    effective_timeout = timeout if timeout is not None else settings.timeouts.get(kind)
+    limits = settings.limits
+    spec = {
+        "job_id": job_id,
+        "model_type": kind,
+        "model_path": model.path,
+        "interpreter": interpreter,
+        "python_version": _python_version(interpreter),
+        "env": env,
+        "job_dir": str(job_dir),
+        "result_dir": str(result_dir),
+        "log_path": str(paths.logs / f"{job_id}.log"),
+        "timeout_s": effective_timeout,
+        "limits": [limits.memory_bytes, limits.cpu_seconds, limits.file_bytes, limits.open_files],
+        "log_cap": settings.log_cap_bytes,
+        "kill_grace_s": settings.kill_grace_s,
+        "heartbeat_s": settings.heartbeat_s,
+        "home": str(paths.home),
+        "queue": _queue_spec(settings),
+    }
+    result_dir.mkdir(parents=True)
+    with db.write() as s:
+        s.add(
+            JobRow(
+                id=job_id,
+                model_id=model.id,
+                model_type=kind,
+                model_name=model.name,
+                model_version=model.version,
+                model_sha256=model.sha256,
+                status=JobStatus.QUEUED.value,
+                config=config_json,
+                data_source_id=data_source_id,
+                timeout_s=effective_timeout,
+                created_at=utcnow(),
+                log_path=spec["log_path"],
+                result_dir=str(result_dir),
+                truncated=False,
+                attempt=1,
+                spec=json.dumps(spec),
+            )
+        )
+    dispatch(db, _queue_spec(settings))
+    return job_id
+
+
+def dispatch(db: Database, queue: dict[str, Any]) -> list[str]:
+    """Start queued jobs, oldest first, while the running limits allow; returns their ids."""
+    per_type: dict[str, int] = queue.get("per_type", {})
+    claimed: list[tuple[str, dict[str, Any]]] = []
+    with db.write() as s:
+        running = Counter(
+            dict(
+                s.execute(
+                    select(JobRow.model_type, func.count())
+                    .where(JobRow.status == JobStatus.RUNNING.value)
+                    .group_by(JobRow.model_type)
+                ).all()
+            )
+        )
+        free = int(queue["max_running"]) - sum(running.values())
+        if free <= 0:
+            return []
+        queued = s.scalars(
+            select(JobRow)
+            .where(JobRow.status == JobStatus.QUEUED.value)
+            .order_by(JobRow.created_at, JobRow.id)
+        )
+        for row in queued:
+            if free <= 0:
+                break
+            cap = per_type.get(row.model_type)
+            if cap is not None and running[row.model_type] >= cap:
+                continue  # this type is full; other types still run (they are independent)
+            row.status = JobStatus.RUNNING.value
+            row.claimed_at = utcnow()
+            running[row.model_type] += 1
+            free -= 1
+            claimed.append((row.id, json.loads(row.spec)))
+    for job_id, spec in claimed:
+        _spawn(db, job_id, spec)
+    return [job_id for job_id, _ in claimed]
+
+
+def cancel(db: Database, job_id: str, queue: dict[str, Any]) -> None:
+    """Stop a job: a queued one never starts, a running one's tree is killed, a finished one
+    is left alone."""
+    with db.write() as s:
+        row = s.get(JobRow, job_id)
+        if row is None:
+            raise NotFoundError("job", job_id)
+        if row.status == JobStatus.QUEUED.value:
+            row.status = JobStatus.CANCELLED.value
+            row.reason = "cancelled before it started"
+            row.finished_at = utcnow()
+            return
+        if row.status != JobStatus.RUNNING.value:
+            return
+        row.cancel_requested = True
+        pid, started = row.supervisor_pid, row.supervisor_started
+    # The supervisor also polls the flag with its heartbeat; the signal makes it immediate.
+    if pid and _same_process(pid, started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def reconcile(db: Database, *, lost_after_s: float, queue: dict[str, Any]) -> list[str]:
+    """Mark ``lost`` the running jobs whose supervisor is gone; returns their ids.
+
+    A job is lost when its heartbeat is older than ``lost_after_s`` and its supervisor's pid is
+    gone or now belongs to another process (start times differ). A live one is left alone.
+    """
+    host = platform.node()
+    with db.read() as s:
+        candidates = s.execute(
+            select(
+                JobRow.id,
+                JobRow.host,
+                JobRow.supervisor_pid,
+                JobRow.supervisor_started,
+                JobRow.heartbeat_at,
+                JobRow.claimed_at,
+            ).where(JobRow.status == JobStatus.RUNNING.value)
+        ).all()
+    lost: list[str] = []
+    for job_id, job_host, pid, started, beat, claimed in candidates:
+        if age_s(beat or claimed) < lost_after_s:
+            continue
+        if job_host in (None, host) and pid and _same_process(pid, started):
+            continue
+        if job_host not in (None, host) and age_s(beat) < 10 * lost_after_s:
+            continue  # another host's supervisor: only its heartbeat can speak for it
+        reason = (
+            f"supervisor lost (pid {pid} gone; last heartbeat {age_s(beat or claimed):.0f} s ago)"
+        )
+        with db.write() as s:
+            done = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.in_(LIVE))
+                .values(status=JobStatus.LOST.value, reason=reason, finished_at=utcnow())
+            )
+        if getattr(done, "rowcount", 0):
+            lost.append(job_id)
+            if job_host in (None, host):
+                _kill_orphans(job_id)
+    if lost:
+        dispatch(db, queue)
+    return lost
+
+
+def _kill_orphans(job_id: str) -> None:
+    """Kill what is left of a lost job's process tree: nobody records its output any more.
+
+    The processes are found by the ``JOB_ID`` in their environment, which every process of the
+    model inherits (the supervisor may have died before it recorded the model's pid).
+    """
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("JOB_ID") == job_id:
+                proc.kill()
+
+
+def _spawn(db: Database, job_id: str, spec: dict[str, Any]) -> None:
+    spec = {**spec, "db_url": db.url}
+    job_dir = Path(spec["job_dir"])
+    job_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(job_dir / "supervisor.log", "ab") as errors:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sandbox_kit.supervisor"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                cwd=job_dir,
+                start_new_session=True,
+                close_fds=True,
+            )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+    except OSError as exc:
+        with db.write() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.in_(LIVE))
+                .values(
+                    status="failed", reason=f"cannot start supervisor: {exc}", finished_at=utcnow()
+                )
+            )
+        return
+    # Reap it when it ends, so a long-lived kernel does not collect zombies.
+    threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
+    with db.write() as s:
+        s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id)
+            .values(supervisor_pid=proc.pid, supervisor_started=_create_time(proc.pid))
+        )
+
+
+def _model_env(
+    *,
+    job_id: str,
+    kind: str,
+    config_json: str,
+    job_dir: Path,
+    result_dir: Path,
+    interpreter: str,
+    settings: Settings,
+) -> dict[str, str]:
+    # Exactly the design's contract: nothing else of the caller's environment (its secrets
+    # included) reaches a model, except names the operator allow-listed.
+    env = {name: os.environ[name] for name in settings.env_allow if name in os.environ}
+    env.update(
+        JOB_ID=job_id,
+        MODEL_TYPE=kind,
+        CONFIG=config_json,
+        SANDBOX_JOB_DIR=str(job_dir),
+        SANDBOX_RESULT_DIR=str(result_dir),
+        PATH=f"{Path(interpreter).parent}:{_BASIC_PATH}",
+        HOME=str(job_dir),
+        LANG="C.UTF-8",
+        TZ="UTC",
+        PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def _queue_spec(settings: Settings) -> dict[str, Any]:
+    return {"max_running": settings.max_running, "per_type": dict(settings.max_running_per_type)}
+
+
+def _python_version(interpreter: str) -> str:
+    if interpreter == sys.executable:
+        return platform.python_version()
+    try:
+        out = subprocess.run(
+            [interpreter, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            timeout=10,
+            check=True,
+            env={"PATH": _BASIC_PATH},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.decode(errors="replace").strip() or "unknown"
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    """True when ``pid`` is alive and is the process that started at ``started``."""
+    created = _create_time(pid)
+    if created is None:
+        return False
+    try:
+        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+    return not zombie and (started is None or abs(created - started) < 0.5)
+
+
+def ensure_model_runnable(model: Model) -> None:
+    """Refuse to run an archived model (it is hidden from runs until restored)."""
+    if model.status.value == "archived":
+        raise RunError(
+            f"model {model.id} ({model.label}) is archived; restore it before running it",
+            model_type=model.model_type.value,
+        )

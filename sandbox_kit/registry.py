@@ -1,0 +1,229 @@
+"""The model registry: versioned uploads, activation, archive, restore and delete.
+
+Files live under ``$SANDBOX_HOME/models/`` with generated names; rows live in the ``models``
+table. Every operation validates first and then writes the file and the row as one unit, so a
+failure leaves neither behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from sandbox_kit.config import Paths
+from sandbox_kit.db import Database, JobRow, ModelRow, utcnow
+from sandbox_kit.errors import ConflictError, NotFoundError, ValidationError
+from sandbox_kit.records import Model, ModelStatus, ModelType
+from sandbox_kit.validation import ValidatedSource, safe_filename
+
+_ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+class Registry:
+    """Model versions stored in a database and a folder."""
+
+    def __init__(self, db: Database, paths: Paths) -> None:
+        self.db = db
+        self.paths = paths
+
+    def upload(
+        self,
+        source: ValidatedSource,
+        model_type: ModelType,
+        *,
+        name: str | None = None,
+        description: str = "",
+        activate: bool = True,
+    ) -> Model:
+        """Store a validated source as the next version of ``name`` for ``model_type``.
+
+        Identical content already stored under the same name and type is returned instead of a
+        duplicate (and made active when ``activate`` is true).
+        """
+        model_name = _model_name(name, source)
+        stored_name = f"{model_type.value.lower()}-{source.sha256[:12]}-{secrets.token_hex(4)}.py"
+        target = self.paths.models / stored_name
+        try:
+            with self.db.write() as s:
+                same = s.scalars(
+                    select(ModelRow).where(
+                        ModelRow.model_type == model_type.value,
+                        ModelRow.name == model_name,
+                        ModelRow.sha256 == source.sha256,
+                    )
+                ).first()
+                if same is not None:
+                    if activate and same.status != ModelStatus.ACTIVE.value:
+                        _make_active(s, same)
+                    return _view(same, self.paths)
+                latest = s.scalar(
+                    select(func.max(ModelRow.version)).where(
+                        ModelRow.model_type == model_type.value, ModelRow.name == model_name
+                    )
+                )
+                row = ModelRow(
+                    model_type=model_type.value,
+                    name=model_name,
+                    version=(latest or 0) + 1,
+                    status=ModelStatus.INACTIVE.value,
+                    sha256=source.sha256,
+                    description=description.strip(),
+                    original_filename=source.filename,
+                    stored_name=stored_name,
+                    size=source.size,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                if activate:
+                    _make_active(s, row)
+                # The file is written inside the transaction: if writing fails the row is rolled
+                # back, and if the commit fails the file is removed below.
+                target.write_bytes(source.data)
+                view = _view(row, self.paths)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return view
+
+    def models(
+        self, model_type: ModelType | None = None, status: ModelStatus | None = None
+    ) -> list[Model]:
+        """All model versions, newest first, optionally filtered."""
+        query = select(ModelRow).order_by(
+            ModelRow.model_type, ModelRow.name, ModelRow.version.desc()
+        )
+        if model_type is not None:
+            query = query.where(ModelRow.model_type == model_type.value)
+        if status is not None:
+            query = query.where(ModelRow.status == status.value)
+        with self.db.read() as s:
+            return [_view(row, self.paths) for row in s.scalars(query)]
+
+    def model(self, model_id: int) -> Model:
+        """The model with this id."""
+        with self.db.read() as s:
+            return _view(_get(s, model_id), self.paths)
+
+    def active(self, model_type: ModelType) -> Model | None:
+        """The active version of a type, if any."""
+        with self.db.read() as s:
+            row = s.scalars(
+                select(ModelRow).where(
+                    ModelRow.model_type == model_type.value,
+                    ModelRow.status == ModelStatus.ACTIVE.value,
+                )
+            ).first()
+            return None if row is None else _view(row, self.paths)
+
+    def activate(self, model_id: int) -> Model:
+        """Make this version the one its type runs (any other becomes inactive)."""
+        with self.db.write() as s:
+            row = _get(s, model_id)
+            if row.status == ModelStatus.ARCHIVED.value:
+                raise ConflictError(
+                    f"model {model_id} ({row.name} v{row.version}) is archived; restore it first",
+                    model_id=model_id,
+                )
+            _make_active(s, row)
+            return _view(row, self.paths)
+
+    def archive(self, model_id: int) -> Model:
+        """Hide a version from runs; an archived active version leaves its type without one."""
+        with self.db.write() as s:
+            row = _get(s, model_id)
+            row.status = ModelStatus.ARCHIVED.value
+            return _view(row, self.paths)
+
+    def restore(self, model_id: int) -> Model:
+        """Bring an archived version back as ``inactive``."""
+        with self.db.write() as s:
+            row = _get(s, model_id)
+            if row.status == ModelStatus.ARCHIVED.value:
+                row.status = ModelStatus.INACTIVE.value
+            return _view(row, self.paths)
+
+    def delete(self, model_id: int) -> Model:
+        """Remove a version, its file, and its jobs' records, logs and result folders.
+
+        Raises:
+            ConflictError: one of its jobs is queued or running.
+        """
+        with self.db.write() as s:
+            row = _get(s, model_id)
+            busy = s.scalars(
+                select(JobRow.id).where(
+                    JobRow.model_id == model_id, JobRow.status.in_(_ACTIVE_JOB_STATUSES)
+                )
+            ).first()
+            if busy is not None:
+                raise ConflictError(
+                    f"model {model_id} ({row.name} v{row.version}) has job {busy} queued or "
+                    "running; cancel it or wait for it to finish before deleting",
+                    model_id=model_id,
+                    job_id=busy,
+                )
+            jobs = s.execute(
+                select(JobRow.id, JobRow.log_path).where(JobRow.model_id == model_id)
+            ).all()
+            view = _view(row, self.paths)
+            s.execute(delete(JobRow).where(JobRow.model_id == model_id))
+            s.delete(row)
+        # Files go after the commit: a failed commit must not have removed anything.
+        Path(view.path).unlink(missing_ok=True)
+        for job_id, log_path in jobs:
+            Path(log_path).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.paths.jobs / job_id)
+        return view
+
+
+def _model_name(name: str | None, source: ValidatedSource) -> str:
+    if name is None:
+        return source.stem
+    cleaned = safe_filename(f"{name.strip()}.py")[: -len(".py")]
+    if not cleaned.strip("_"):
+        raise ValidationError(f"model name {name!r} is empty after sanitising")
+    return cleaned
+
+
+def _make_active(s: Session, row: ModelRow) -> None:
+    current = s.scalars(
+        select(ModelRow).where(
+            ModelRow.model_type == row.model_type,
+            ModelRow.status == ModelStatus.ACTIVE.value,
+            ModelRow.id != row.id,
+        )
+    ).all()
+    for other in current:
+        other.status = ModelStatus.INACTIVE.value
+    s.flush()  # the partial unique index allows one active row per type: demote first
+    row.status = ModelStatus.ACTIVE.value
+
+
+def _get(s: Session, model_id: int) -> ModelRow:
+    row = s.get(ModelRow, model_id)
+    if row is None:
+        raise NotFoundError("model", model_id)
+    return row
+
+
+def _view(row: ModelRow, paths: Paths) -> Model:
+    return Model(
+        id=row.id,
+        model_type=ModelType(row.model_type),
+        name=row.name,
+        version=row.version,
+        status=ModelStatus(row.status),
+        sha256=row.sha256,
+        description=row.description,
+        original_filename=row.original_filename,
+        size=row.size,
+        created_at=row.created_at,
+        path=str(paths.models / row.stored_name),
+    )

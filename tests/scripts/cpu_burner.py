@@ -1,0 +1,3 @@
+print("burning", flush=True)
+while True:
+    pass

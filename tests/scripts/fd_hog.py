@@ -1,0 +1,3 @@
+files = []
+while True:
+    files.append(open(__file__))

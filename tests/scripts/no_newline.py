@@ -1,0 +1,4 @@
+import sys
+
+print("first line")
+sys.stdout.write("last words without newline")

@@ -1,0 +1,4 @@
+import sys
+
+print("about to fail")
+raise ValueError("model blew up")
