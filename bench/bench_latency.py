@@ -52,10 +52,17 @@ def main() -> None:
     sb, home = scratch()
     path = model_file(home, "paced.py", SOURCE)
     model = sb.upload(path, "DMO")
-    base = json.loads(subprocess.run([sys.executable, "-c", PIPE_READER, str(path)],
-                                     capture_output=True, check=True).stdout)
-    follower = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(home)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    base = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", PIPE_READER, str(path)], capture_output=True, check=True
+        ).stdout
+    )
+    follower = subprocess.Popen(
+        [sys.executable, "-c", FOLLOWER, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert follower.stdout is not None and follower.stdin is not None
     follower.stdout.readline()
     job = sb.run(model.id)
@@ -63,10 +70,14 @@ def main() -> None:
     follower.stdin.close()
     ours = json.loads(follower.stdout.read())
     follower.wait()
-    print(f"latency: {len(ours):,} lines at ~{RATE:,}/s; pipe reader p95 {p95(base) * 1000:.1f} ms, "
-          f"follower in another process p95 {p95(ours) * 1000:.1f} ms")
-    print(f"latency: ratio {p95(ours) / max(p95(base), 1e-4):.1f}x the bare pipe; "
-          f"p95 {p95(ours) * 1000:.1f} ms (target <= 100 ms)")
+    print(
+        f"latency: {len(ours):,} lines at ~{RATE:,}/s; pipe reader p95 {p95(base) * 1000:.1f} ms, "
+        f"follower in another process p95 {p95(ours) * 1000:.1f} ms"
+    )
+    print(
+        f"latency: ratio {p95(ours) / max(p95(base), 1e-4):.1f}x the bare pipe; "
+        f"p95 {p95(ours) * 1000:.1f} ms (target <= 100 ms)"
+    )
 
 
 if __name__ == "__main__":

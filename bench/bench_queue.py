@@ -28,8 +28,10 @@ def main() -> None:
     wall = time.perf_counter() - t0
     ok = sum(s.value == "success" for s in states)
     ideal = JOBS * LENGTH / SLOTS
-    print(f"queue: {JOBS} jobs, limit {SLOTS}: peak running {peak}, {ok}/{JOBS} succeeded, "
-          f"wall {wall:.1f} s against ideal {ideal:.1f} s (ratio {wall / ideal:.2f})")
+    print(
+        f"queue: {JOBS} jobs, limit {SLOTS}: peak running {peak}, {ok}/{JOBS} succeeded, "
+        f"wall {wall:.1f} s against ideal {ideal:.1f} s (ratio {wall / ideal:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -44,10 +44,14 @@ def main() -> None:
     bare(str(path)), sandboxed(sb, model.id)  # warm the page cache
     base = median([bare(str(path)) for _ in range(ROUNDS)])
     ours = median([sandboxed(sb, model.id) for _ in range(ROUNDS)])
-    print(f"start: bare subprocess {base * 1000:.0f} ms, sandbox run() {ours * 1000:.0f} ms "
-          f"(median of {ROUNDS})")
-    print(f"start: ratio {ours / base:.2f}, difference {(ours - base) * 1000:.0f} ms "
-          f"(target < 150 ms)")
+    print(
+        f"start: bare subprocess {base * 1000:.0f} ms, sandbox run() {ours * 1000:.0f} ms "
+        f"(median of {ROUNDS})"
+    )
+    print(
+        f"start: ratio {ours / base:.2f}, difference {(ours - base) * 1000:.0f} ms "
+        f"(target < 150 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,10 @@ def main() -> None:
     info = job.wait(poll=0.02)
     ours = time.perf_counter() - t0
     count = len(job.logs())
-    print(f"throughput: python -u > file {base:.2f} s, sandbox {ours:.2f} s, status "
-          f"{info.status.value}, lines in log {count:,}")
+    print(
+        f"throughput: python -u > file {base:.2f} s, sandbox {ours:.2f} s, status "
+        f"{info.status.value}, lines in log {count:,}"
+    )
     print(f"throughput: ratio {ours / base:.2f} (target <= 1.5); all lines kept: {count == LINES}")
 
 

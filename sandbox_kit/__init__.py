@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sandbox_kit.jobs import Event, Job
     from sandbox_kit.records import JobInfo, JobStatus, LogLine, Model, ModelStatus, ModelType
     from sandbox_kit.sandbox import Sandbox
+    from sandbox_kit.widgets import dashboard
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,7 @@ _WHERE = {
     "SandboxKitError": "sandbox_kit.errors",
     "Settings": "sandbox_kit.config",
     "ValidationError": "sandbox_kit.errors",
+    "dashboard": "sandbox_kit.widgets",
 }
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "SandboxKitError",
     "Settings",
     "ValidationError",
+    "dashboard",
 ]
 
 

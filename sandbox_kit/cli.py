@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from sandbox_kit.errors import SandboxKitError, ValidationError
-from sandbox_kit.records import JobInfo, JobStatus, LogLine, Model, ModelStatus, ModelType
+from sandbox_kit.records import (
+    JobInfo,
+    JobStatus,
+    LogLine,
+    Model,
+    ModelStatus,
+    ModelType,
+    parse_config,
+)
 
 TYPES = [t.value for t in ModelType]
 
@@ -33,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError, ValueError) as exc:
+        # Not ours (a missing file, an unreachable database): still no traceback by default.
+        if args.debug:
+            raise
+        print(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # The job (if any) goes on: it does not belong to this process.
@@ -131,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id", metavar="JOB_ID")
     cancel.set_defaults(handler=_cancel)
 
+    serve = sub.add_parser("serve", help="serve the dashboard with Voila (token required)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8866)
+    serve.add_argument("--token", help="access token (default: a random one, printed)")
+    serve.add_argument("--no-examples", action="store_true", help="do not register samples")
+    serve.set_defaults(handler=_serve)
     return p
 
 
@@ -168,7 +188,10 @@ def _show(args: argparse.Namespace) -> int:
     sb = _sandbox(args)
     model = sb.model(args.model_id)
     if args.source:
-        sys.stdout.write(sb.source(model.id))
+        try:
+            sys.stdout.buffer.write(Path(model.path).read_bytes())  # byte-exact, BOM included
+        except FileNotFoundError:
+            raise ValidationError("the stored file is missing", filename=model.path) from None
         return 0
     if args.json:
         _print_json(model.to_dict())
@@ -305,6 +328,18 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from sandbox_kit.serve import serve
+
+    return serve(
+        home=args.home,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        examples=not args.no_examples,
+    )
+
+
 def _config(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -317,15 +352,7 @@ def _config(value: str | None) -> dict[str, Any] | None:
             raise ValidationError(
                 f"cannot read config file: {exc.strerror}", filename=source
             ) from None
-    try:
-        config = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"invalid JSON: {exc.msg}", filename=source, line=exc.lineno, column=exc.colno
-        ) from None
-    if not isinstance(config, dict):
-        raise ValidationError("config must be a JSON object", filename=source)
-    return config
+    return parse_config(value, filename=source)
 
 
 def _status_dict(info: JobInfo) -> dict[str, Any]:

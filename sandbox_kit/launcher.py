@@ -183,8 +183,11 @@ def cancel(db: Database, job_id: str, queue: dict[str, Any]) -> None:
             return
         row.cancel_requested = True
         pid, started = row.supervisor_pid, row.supervisor_started
-    # The supervisor also polls the flag with its heartbeat; the signal makes it immediate.
-    if pid and _same_process(pid, started):
+        connected = row.heartbeat_at is not None
+    # The supervisor reads the flag at its first heartbeat; once it has one, its SIGTERM
+    # handler is installed and the signal makes the cancel immediate. (Signalled earlier, a
+    # supervisor still starting up would die without recording anything.)
+    if connected and pid and _same_process(pid, started):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
 

@@ -184,12 +184,24 @@ class LogTail:
         self._offset = 0
         self._progress: dict[bytes, str] = {}  # per stream: the line being redrawn
 
-    def read(self) -> list[LogLine | Progress]:
-        """Everything complete since the last call, in order."""
+    def read(self, max_bytes: int | None = None) -> list[LogLine | Progress]:
+        """Everything complete since the last call, in order.
+
+        Args:
+            max_bytes: a viewer that only shows a bounded tail passes this; when more is
+                waiting, the older part is skipped (a follower that needs every line passes
+                nothing).
+        """
         try:
             with open(self.path, "rb") as fh:
+                if max_bytes is not None:
+                    size = fh.seek(0, os.SEEK_END)
+                    if size - self._offset > max_bytes:
+                        fh.seek(size - max_bytes)
+                        fh.readline()  # resynchronise on the next whole record
+                        self._offset = fh.tell()
                 fh.seek(self._offset)
-                data = fh.read()
+                data = fh.read() if max_bytes is None else fh.read(max_bytes)
         except FileNotFoundError:
             return []
         end = data.rfind(b"\n") + 1

@@ -214,3 +214,26 @@ def _iso(value: datetime | None) -> str | None:
 def dumps_config(config: dict[str, Any]) -> str:
     """Serialise a run configuration canonically (sorted keys, no NaN)."""
     return json.dumps(config, sort_keys=True, allow_nan=False, separators=(",", ":"))
+
+
+def parse_config(text: str, *, filename: str | None = None) -> dict[str, Any]:
+    """Parse a run configuration typed by a user: a JSON object (empty text means ``{}``).
+
+    Raises:
+        ValidationError: not JSON, or not an object; names the line and column.
+    """
+    from sandbox_kit.errors import ValidationError
+
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"invalid JSON: {exc.msg}", filename=filename, line=exc.lineno, column=exc.colno
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(
+            'config must be a JSON object, like {"load_scale": 1.1}', filename=filename
+        )
+    return value

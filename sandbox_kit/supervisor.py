@@ -144,7 +144,7 @@ class Supervisor:
         timeout = self.spec["timeout_s"]
         deadline = started + timeout if timeout else None
         beat_every = self.spec["heartbeat_s"]
-        next_beat = time.monotonic() + beat_every
+        next_beat = time.monotonic()  # first heartbeat as soon as connected: picks up a cancel
         rc: int | None = None
         while sel.get_map():
             for key, _ in sel.select(timeout=0.2):

@@ -148,7 +148,9 @@ def test_models_json_and_filters(home: Path) -> None:
     assert models(home) == []
     assert "No models yet" in ok("models", home=home).stdout
     d1, d2, so = seed(
-        home, ("dmo.py", "DMO", SOURCE, True), ("dmo.py", "DMO", OTHER, True),
+        home,
+        ("dmo.py", "DMO", SOURCE, True),
+        ("dmo.py", "DMO", OTHER, True),
         ("so.py", "SO", SOURCE, True),
     )
     sb = Sandbox(home=home, db_url=f"sqlite:///{home / 'sandbox.db'}")

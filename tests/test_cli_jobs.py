@@ -10,8 +10,22 @@ from pathlib import Path
 
 from tests.conftest import cli, script
 
-STATUS_KEYS = {"id", "model_id", "model_type", "status", "exit_code", "signal", "reason", "config",
-               "created_at", "started_at", "finished_at", "log_path", "result_dir", "truncated"}  # fmt: skip
+STATUS_KEYS = {
+    "id",
+    "model_id",
+    "model_type",
+    "status",
+    "exit_code",
+    "signal",
+    "reason",
+    "config",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "log_path",
+    "result_dir",
+    "truncated",
+}
 
 
 def upload(home: Path, name: str, model_type: str = "DMO") -> str:
@@ -37,7 +51,7 @@ def test_original_spec_scenario_three_types_at_once(home: Path) -> None:
             [sys.executable, "-m", "sandbox_kit", "--home", str(home), "logs", job, "--follow"],
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for kind, job in started.items()
     }
     for kind, proc in followers.items():
@@ -51,10 +65,13 @@ def test_original_spec_scenario_three_types_at_once(home: Path) -> None:
         data = json.loads(out.stdout)
         assert set(data) >= STATUS_KEYS
         assert (data["status"], data["exit_code"], data["model_type"]) == ("success", 0, kind)
-        running_at_once.add(data["started_at"] < min(
-            json.loads(cli("status", j, "--json", home=home).stdout)["finished_at"]
-            for j in started.values()
-        ))  # fmt: skip
+        running_at_once.add(
+            data["started_at"]
+            < min(
+                json.loads(cli("status", j, "--json", home=home).stdout)["finished_at"]
+                for j in started.values()
+            )
+        )
     assert running_at_once == {True}  # all three overlapped: the types run independently
 
 
@@ -86,8 +103,11 @@ def test_run_config_from_file_and_bad_config(home: Path, tmp_path: Path) -> None
     job = out.stdout.splitlines()[-1]
     dump = json.loads(cli("logs", job, home=home).stdout)
     assert json.loads(dump["env"]["CONFIG"]) == {"scale": 2}
-    for bad, message in [("{nope", "invalid JSON"), ("[1]", "must be a JSON object"),
-                         (f"@{tmp_path / 'missing.json'}", "cannot read config file")]:  # fmt: skip
+    for bad, message in [
+        ("{nope", "invalid JSON"),
+        ("[1]", "must be a JSON object"),
+        (f"@{tmp_path / 'missing.json'}", "cannot read config file"),
+    ]:
         res = cli("run", "DMO", "--config", bad, home=home)
         assert res.returncode == 1 and res.stderr.startswith("Error: ") and message in res.stderr
         assert "Traceback" not in res.stderr

@@ -1,4 +1,4 @@
-"""Tests for the database layer: migrations from older revisions, SQLite set-up, concurrent opens."""
+"""Tests for the database layer: migrations from old revisions, SQLite set-up, concurrent opens."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -214,7 +215,7 @@ def test_at_most_one_active_per_type_through_a_lifecycle(sandbox: Sandbox) -> No
     _assert_one_active_at_most(sandbox)
     assert sandbox.active_model("DMO") == other
 
-    for step in (
+    steps: list[Callable[[], object]] = [
         lambda: sandbox.activate(v1.id),
         lambda: sandbox.activate(v2.id),
         lambda: sandbox.activate(v2.id),  # already active: a no-op
@@ -223,7 +224,8 @@ def test_at_most_one_active_per_type_through_a_lifecycle(sandbox: Sandbox) -> No
         lambda: sandbox.activate(other.id),
         lambda: sandbox.upload(SOURCE_C, "DMO", filename="dmo.py", activate=False),
         lambda: sandbox.upload(SOURCE_B, "DMO", filename="dmo.py"),
-    ):
+    ]
+    for step in steps:
         step()
         _assert_one_active_at_most(sandbox)
         assert sandbox.active_model("SO") == so
@@ -494,7 +496,7 @@ def test_models_filters(sandbox: Sandbox) -> None:
     sandbox.archive(d1.id)
 
     def ids(**kwargs: str | ModelType | ModelStatus) -> list[int]:
-        return [m.id for m in sandbox.models(**kwargs)]  # type: ignore[arg-type]
+        return [m.id for m in sandbox.models(**kwargs)]
 
     assert sorted(ids()) == sorted([d1.id, d2.id, d3.id, s1.id, r1.id])
     assert ids(model_type="DMO") == [d3.id, d2.id, d1.id]
@@ -516,7 +518,7 @@ def test_models_rejects_unknown_filters(
     sandbox: Sandbox, kwargs: dict[str, str], word: str
 ) -> None:
     with pytest.raises(ValidationError) as info:
-        sandbox.models(**kwargs)  # type: ignore[arg-type]
+        sandbox.models(**kwargs)
     assert word in str(info.value)
 
 

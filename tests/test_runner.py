@@ -128,10 +128,24 @@ def test_environment_is_exactly_the_contract(home: Path, settings: Settings) -> 
         del os.environ["SANDBOX_TEST_SECRET"], os.environ["SANDBOX_TEST_ALLOWED"]
     seen = json.loads(texts(job)[0])
     env = seen["env"]
-    basics = {"PATH", "HOME", "LANG", "TZ", "PYTHONUNBUFFERED", "PYTHONIOENCODING",
-              "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"}  # fmt: skip
-    contract = {"JOB_ID", "MODEL_TYPE", "CONFIG", "DATA_SOURCE_ID", "SANDBOX_JOB_DIR",
-                "SANDBOX_RESULT_DIR"}  # fmt: skip
+    basics = {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "PYTHONUNBUFFERED",
+        "PYTHONIOENCODING",
+        "PYTHONDONTWRITEBYTECODE",
+        "LC_CTYPE",
+    }
+    contract = {
+        "JOB_ID",
+        "MODEL_TYPE",
+        "CONFIG",
+        "DATA_SOURCE_ID",
+        "SANDBOX_JOB_DIR",
+        "SANDBOX_RESULT_DIR",
+    }
     assert set(env) - basics == contract | {"SANDBOX_TEST_ALLOWED"}
     assert "SANDBOX_TEST_SECRET" not in env and "SANDBOX_DB_URL" not in env
     assert env["JOB_ID"] == job.id and env["MODEL_TYPE"] == "DMO"
@@ -161,9 +175,11 @@ def test_result_is_recorded_and_feeds_a_later_run(lite: Sandbox) -> None:
     assert (first_info.outcome, first_info.objective) == ("optimal", 1.5)
     assert first_info.metrics == {"gap": 0.0, "nodes": 3.0}
     assert first.result() == {
-        "outcome": "optimal", "objective": 1.5, "metrics": {"gap": 0.0, "nodes": 3},
+        "outcome": "optimal",
+        "objective": 1.5,
+        "metrics": {"gap": 0.0, "nodes": 3},
         "message": "ok",
-    }  # fmt: skip
+    }
     second = lite.run("DMO", config={"objective": 2}, data_source_id=first.id)
     second.wait(timeout=30)
     lines = texts(second)
@@ -364,8 +380,11 @@ def test_a_lower_inherited_limit_wins(home: Path) -> None:
     )
     out = subprocess.run(
         ["prlimit", "--nofile=200", sys.executable, "-c", code],
-        capture_output=True, text=True, timeout=90, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
     assert out.stdout.strip() == "nofile 200 200"
 
 

@@ -1,4 +1,3 @@
-import sys
 
 print("about to fail")
 raise ValueError("model blew up")

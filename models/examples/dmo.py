@@ -1,0 +1,572 @@
+"""Day-ahead unit commitment (a DMO sample model for sandbox_kit).
+
+Commits and dispatches a fleet of 10 thermal units over 24 hourly periods at least cost:
+
+    min  sum_t sum_i  mc_i * p[i,t] + noload_i * u[i,t] + startup_i * v[i,t]
+
+    s.t. sum_i p[i,t] = load[t]                                  (power balance)
+         sum_i pmax_i * u[i,t] >= (1 + reserve_fraction) * load[t]   (spinning reserve)
+         pmin_i * u[i,t] <= p[i,t] <= pmax_i * u[i,t]
+         u[i,t] - u[i,t-1] = v[i,t] - w[i,t],  v[i,t] + w[i,t] <= 1
+         sum_{tau=t-UT_i+1..t} v[i,tau] <= u[i,t]                 (minimum up time)
+         sum_{tau=t-DT_i+1..t} w[i,tau] <= 1 - u[i,t]             (minimum down time)
+         p[i,t] - p[i,t-1] <= RU_i * u[i,t-1] + max(pmin_i, RU_i) * v[i,t]     (ramp up)
+         p[i,t-1] - p[i,t] <= RD_i * u[i,t] + max(pmin_i, RD_i) * w[i,t]       (ramp down)
+         u, v, w binary
+
+The reserve is the committed headroom: committed capacity must cover load plus reserve in
+every hour. Hour t = -1 is the initial state (status, hours in that status, output), which
+also fixes units that must stay on or off at the start to honour their minimum up/down times.
+
+The MILP is solved with HiGHS through ``scipy.optimize.milp`` (its native MIP log goes to
+stdout). The commitment is then fixed and the dispatch LP is re-solved with
+``scipy.optimize.linprog(method="highs")``; hourly prices are the duals of the power-balance
+rows, i.e. d(total cost)/d(load[t]) in $/MWh (scipy reports ``eqlin.marginals`` as the
+sensitivity of the objective to ``b_eq``, so they come out positive as written here).
+
+The fleet is illustrative (no published source): two coal units, three combined-cycle units, a
+gas steam unit, three combustion turbines and an oil unit, with costs of a realistic magnitude.
+
+CONFIG (JSON object, all optional):
+    load_scale        multiplies the load profile (default 1.0)
+    reserve_fraction  spinning reserve as a fraction of load (default 0.1)
+    mip_gap           HiGHS relative MIP gap (default 1e-6)
+    time_limit        HiGHS time limit in seconds (default 60)
+
+Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, commitment.csv,
+dispatch.csv and prices.csv. An infeasible case (load plus reserve above capacity, or HiGHS
+proving infeasibility) is an answer, not a failure: outcome "infeasible", exit status 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+# name, pmin MW, pmax MW, marginal cost $/MWh, no-load $/h, start-up $, min up h, min down h,
+# ramp up MW/h, ramp down MW/h (1-8 %/min of capacity), initial status (+h on / -h off),
+# initial output MW
+UNIT_TABLE = (
+    ("coal1", 180, 450, 24.30, 1200, 9000, 8, 8, 270, 270, 12, 380),
+    ("coal2", 170, 420, 25.80, 1100, 8500, 8, 8, 240, 240, 10, 340),
+    ("ccgt1", 120, 300, 36.50, 850, 3200, 4, 4, 360, 360, 6, 230),
+    ("ccgt2", 110, 280, 38.20, 800, 3000, 4, 4, 330, 330, -3, 0),
+    ("ccgt3", 50, 160, 42.40, 400, 1200, 3, 3, 240, 240, -2, 0),
+    ("steam1", 60, 200, 47.90, 520, 1800, 5, 4, 120, 120, -6, 0),
+    ("ct1", 20, 90, 72.50, 180, 300, 1, 1, 360, 360, -4, 0),
+    ("ct2", 20, 85, 78.10, 170, 280, 1, 1, 340, 340, -4, 0),
+    ("ct3", 15, 60, 86.30, 150, 220, 1, 1, 300, 300, -4, 0),
+    ("oil1", 10, 50, 118.00, 120, 150, 1, 1, 90, 90, -8, 0),
+)
+
+# System load in MW for the hours starting 00:00 ... 23:00: night trough, morning ramp, midday
+# plateau, evening peak at 18:00. No value is a multiple of 5 MW while every unit limit is, so in
+# each hour at least one unit is strictly between its limits and the hourly price is unique.
+LOAD_PROFILE: tuple[float, ...] = (
+    978, 937, 906, 893, 911, 992, 1148, 1302, 1403, 1466, 1502, 1521,
+    1512, 1497, 1486, 1507, 1571, 1672, 1749, 1731, 1652, 1508, 1322, 1137,
+)  # fmt: skip
+
+DEFAULTS: dict[str, float] = {
+    "load_scale": 1.0,
+    "reserve_fraction": 0.1,
+    "mip_gap": 1e-6,
+    "time_limit": 60.0,
+}
+TOL = 1e-6
+
+
+class ConfigError(ValueError):
+    """The CONFIG object is unusable."""
+
+
+@dataclass(frozen=True)
+class Fleet:
+    names: list[str]
+    pmin: np.ndarray
+    pmax: np.ndarray
+    mc: np.ndarray
+    noload: np.ndarray
+    startup: np.ndarray
+    min_up: np.ndarray
+    min_down: np.ndarray
+    ramp_up: np.ndarray
+    ramp_down: np.ndarray
+    init_hours: np.ndarray
+    p0: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    @property
+    def u0(self) -> np.ndarray:
+        return (self.init_hours > 0).astype(float)
+
+    @property
+    def startup_ramp(self) -> np.ndarray:
+        return np.maximum(self.pmin, self.ramp_up)
+
+    @property
+    def shutdown_ramp(self) -> np.ndarray:
+        return np.maximum(self.pmin, self.ramp_down)
+
+
+def fleet() -> Fleet:
+    cols = list(zip(*UNIT_TABLE, strict=True))
+    arr = [np.array(c, dtype=float) for c in cols[1:]]
+    return Fleet([str(n) for n in cols[0]], *arr)
+
+
+def log(message: str, level: str = "INFO") -> None:
+    print(f"{level}: {message}", flush=True)
+
+
+def metric(**values: float) -> None:
+    print("::metric " + " ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
+
+
+def read_config() -> dict[str, float]:
+    raw = os.environ.get("CONFIG", "").strip() or "{}"
+    try:
+        given = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"CONFIG is not valid JSON: {exc.msg}") from exc
+    if not isinstance(given, dict):
+        raise ConfigError("CONFIG must be a JSON object")
+    for key in sorted(set(given) - set(DEFAULTS)):
+        log(f"unknown CONFIG key {key!r} ignored (known: {', '.join(DEFAULTS)})", "WARNING")
+    cfg = dict(DEFAULTS)
+    for key in DEFAULTS:
+        if key not in given:
+            continue
+        value = given[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"CONFIG {key} must be a finite number, got {value!r}")
+        cfg[key] = float(value)
+    if cfg["load_scale"] <= 0:
+        raise ConfigError("CONFIG load_scale must be positive")
+    if not 0 <= cfg["reserve_fraction"] <= 1:
+        raise ConfigError("CONFIG reserve_fraction must be between 0 and 1")
+    if cfg["mip_gap"] < 0 or cfg["time_limit"] <= 0:
+        raise ConfigError("CONFIG mip_gap must be >= 0 and time_limit > 0")
+    return cfg
+
+
+def result_dir() -> Path:
+    folder = Path(os.environ.get("SANDBOX_RESULT_DIR") or "result")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_result(folder: Path, **result: Any) -> None:
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def clean(x: float, digits: int = 6) -> float:
+    value = round(float(x), digits)
+    return 0.0 if value == 0 else value
+
+
+def capacity_shortfalls(
+    units: Fleet, load: np.ndarray, reserve_fraction: float
+) -> list[tuple[int, float, float]]:
+    """The hours whose load plus reserve exceeds the fleet's capacity: (hour, load, reserve)."""
+    capacity = float(units.pmax.sum())
+    return [
+        (t, float(d), float(d) * reserve_fraction)
+        for t, d in enumerate(load)
+        if d * (1 + reserve_fraction) > capacity + TOL
+    ]
+
+
+def must_keep_initial_status(units: Fleet) -> list[int]:
+    """Hours each unit must keep its initial status to serve its minimum up or down time."""
+    hours = []
+    for i in range(units.n):
+        init = int(units.init_hours[i])
+        if init > 0:
+            hours.append(max(0, int(units.min_up[i]) - init))
+        else:
+            hours.append(max(0, int(units.min_down[i]) + init))
+    return hours
+
+
+class Rows:
+    """Sparse constraint rows ``lo <= A x <= hi`` built one row at a time."""
+
+    def __init__(self, ncols: int) -> None:
+        self.ncols = ncols
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+
+    def add(self, terms: list[tuple[int, float]], lo: float, hi: float) -> int:
+        index = len(self.lo)
+        for col, val in terms:
+            self.rows.append(index)
+            self.cols.append(col)
+            self.vals.append(val)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        return index
+
+    def constraint(self) -> LinearConstraint:
+        a = sparse.csr_array((self.vals, (self.rows, self.cols)), shape=(len(self.lo), self.ncols))
+        return LinearConstraint(a, np.array(self.lo), np.array(self.hi))
+
+
+@dataclass
+class Commitment:
+    status: str  # optimal | time_limit | infeasible | error
+    message: str
+    u: np.ndarray | None = None  # (n, T) 0/1
+    v: np.ndarray | None = None
+    w: np.ndarray | None = None
+    p: np.ndarray | None = None
+    objective: float = math.nan
+    gap: float = math.nan
+    nodes: int = 0
+    seconds: float = 0.0
+
+
+def solve_commitment(
+    units: Fleet, load: np.ndarray, reserve_fraction: float, mip_gap: float, time_limit: float
+) -> Commitment:
+    """The unit commitment MILP, solved by HiGHS with its native log on stdout."""
+    n, periods = units.n, len(load)
+    nt = n * periods
+
+    def u(i: int, t: int) -> int:
+        return i * periods + t
+
+    def v(i: int, t: int) -> int:
+        return nt + i * periods + t
+
+    def w(i: int, t: int) -> int:
+        return 2 * nt + i * periods + t
+
+    def p(i: int, t: int) -> int:
+        return 3 * nt + i * periods + t
+
+    rows = Rows(4 * nt)
+    inf = np.inf
+    for t in range(periods):
+        rows.add([(p(i, t), 1.0) for i in range(n)], load[t], load[t])
+        reserve = [(u(i, t), units.pmax[i]) for i in range(n)]
+        rows.add(reserve, load[t] * (1 + reserve_fraction), inf)
+    for i in range(n):
+        u0, p0 = units.u0[i], units.p0[i]
+        ru, rd = units.ramp_up[i], units.ramp_down[i]
+        sur, sdr = units.startup_ramp[i], units.shutdown_ramp[i]
+        up, down = int(units.min_up[i]), int(units.min_down[i])
+        for t in range(periods):
+            rows.add([(p(i, t), 1.0), (u(i, t), -units.pmax[i])], -inf, 0.0)
+            rows.add([(p(i, t), 1.0), (u(i, t), -units.pmin[i])], 0.0, inf)
+            logic = [(u(i, t), 1.0), (v(i, t), -1.0), (w(i, t), 1.0)]
+            if t == 0:
+                rows.add(logic, u0, u0)
+            else:
+                rows.add([*logic, (u(i, t - 1), -1.0)], 0.0, 0.0)
+            rows.add([(v(i, t), 1.0), (w(i, t), 1.0)], -inf, 1.0)
+            window_up = [(v(i, s), 1.0) for s in range(max(0, t - up + 1), t + 1)]
+            rows.add([*window_up, (u(i, t), -1.0)], -inf, 0.0)
+            window_down = [(w(i, s), 1.0) for s in range(max(0, t - down + 1), t + 1)]
+            rows.add([*window_down, (u(i, t), 1.0)], -inf, 1.0)
+            if t == 0:
+                rows.add([(p(i, 0), 1.0), (v(i, 0), -sur)], -inf, p0 + ru * u0)
+                rows.add([(p(i, 0), -1.0), (u(i, 0), -rd), (w(i, 0), -sdr)], -inf, -p0)
+            else:
+                ramp_up = [(p(i, t), 1.0), (p(i, t - 1), -1.0), (u(i, t - 1), -ru), (v(i, t), -sur)]
+                rows.add(ramp_up, -inf, 0.0)
+                ramp_dn = [(p(i, t - 1), 1.0), (p(i, t), -1.0), (u(i, t), -rd), (w(i, t), -sdr)]
+                rows.add(ramp_dn, -inf, 0.0)
+
+    lower = np.zeros(4 * nt)
+    upper = np.ones(4 * nt)
+    upper[3 * nt :] = np.repeat(units.pmax, periods)
+    forced = []
+    for i, hours in enumerate(must_keep_initial_status(units)):
+        on = units.u0[i] == 1
+        for t in range(min(periods, hours)):
+            if on:
+                lower[u(i, t)] = 1.0
+            else:
+                upper[u(i, t)] = 0.0
+        if hours:
+            forced.append(f"{units.names[i]} {'on' if on else 'off'} for {hours} h")
+    if forced:
+        log("initial status and minimum up/down times keep " + ", ".join(forced))
+
+    cost = np.concatenate(
+        [
+            np.repeat(units.noload, periods),
+            np.repeat(units.startup, periods),
+            np.zeros(nt),
+            np.repeat(units.mc, periods),
+        ]
+    )
+    integrality = np.concatenate([np.ones(3 * nt), np.zeros(nt)])
+    constraint = rows.constraint()
+    log(
+        f"MILP: {4 * nt} variables ({3 * nt} binary), {constraint.A.shape[0]} constraints, "
+        f"{constraint.A.nnz} nonzeros; HiGHS gap {mip_gap:g}, time limit {time_limit:g} s"
+    )
+    sys.stdout.flush()
+    start = time.perf_counter()
+    res = milp(
+        cost,
+        constraints=constraint,
+        integrality=integrality,
+        bounds=Bounds(lower, upper),
+        options={"disp": True, "time_limit": time_limit, "mip_rel_gap": mip_gap},
+    )
+    seconds = time.perf_counter() - start
+    sys.stdout.flush()
+    gap = float(getattr(res, "mip_gap", math.nan) or 0.0)
+    nodes = int(getattr(res, "mip_node_count", 0) or 0)
+    if res.status == 2:
+        return Commitment("infeasible", str(res.message), seconds=seconds)
+    if res.x is None:
+        status = "time_limit" if res.status == 1 else "error"
+        return Commitment(status, str(res.message), seconds=seconds, nodes=nodes)
+    x = res.x
+    shape = (n, periods)
+    return Commitment(
+        "optimal" if res.status == 0 else "time_limit",
+        str(res.message),
+        u=np.round(x[:nt]).reshape(shape),
+        v=np.round(x[nt : 2 * nt]).reshape(shape),
+        w=np.round(x[2 * nt : 3 * nt]).reshape(shape),
+        p=x[3 * nt :].reshape(shape),
+        objective=float(res.fun),
+        gap=gap,
+        nodes=nodes,
+        seconds=seconds,
+    )
+
+
+@dataclass
+class Dispatch:
+    p: np.ndarray  # (n, T) MW
+    prices: np.ndarray  # (T,) $/MWh
+    energy_cost: float
+
+
+def solve_dispatch(units: Fleet, load: np.ndarray, plan: Commitment) -> Dispatch:
+    """The dispatch LP for a fixed commitment; prices are the power-balance duals."""
+    assert plan.u is not None and plan.v is not None and plan.w is not None
+    n, periods = units.n, len(load)
+    u, v, w = plan.u, plan.v, plan.w
+
+    def p(i: int, t: int) -> int:
+        return i * periods + t
+
+    a_eq = sparse.lil_array((periods, n * periods))
+    for t in range(periods):
+        for i in range(n):
+            a_eq[t, p(i, t)] = 1.0
+    ub_rows: list[tuple[list[tuple[int, float]], float]] = []
+    for i in range(n):
+        ru, rd = units.ramp_up[i], units.ramp_down[i]
+        sur, sdr = units.startup_ramp[i], units.shutdown_ramp[i]
+        for t in range(periods):
+            prev_u = units.u0[i] if t == 0 else u[i, t - 1]
+            up_room = ru * prev_u + sur * v[i, t]
+            down_room = rd * u[i, t] + sdr * w[i, t]
+            if t == 0:
+                ub_rows.append(([(p(i, 0), 1.0)], units.p0[i] + up_room))
+                ub_rows.append(([(p(i, 0), -1.0)], down_room - units.p0[i]))
+            else:
+                ub_rows.append(([(p(i, t), 1.0), (p(i, t - 1), -1.0)], up_room))
+                ub_rows.append(([(p(i, t - 1), 1.0), (p(i, t), -1.0)], down_room))
+    a_ub = sparse.lil_array((len(ub_rows), n * periods))
+    for r, (terms, _) in enumerate(ub_rows):
+        for col, val in terms:
+            a_ub[r, col] = val
+    b_ub = np.array([rhs for _, rhs in ub_rows])
+    bounds = [
+        (units.pmin[i] * u[i, t], units.pmax[i] * u[i, t]) for i in range(n) for t in range(periods)
+    ]
+    res = linprog(
+        np.repeat(units.mc, periods),
+        A_ub=a_ub.tocsr(),
+        b_ub=b_ub,
+        A_eq=a_eq.tocsr(),
+        b_eq=load,
+        bounds=bounds,
+        method="highs",
+    )
+    if res.status != 0:
+        raise RuntimeError(f"dispatch LP with the commitment fixed failed: {res.message}")
+    # eqlin.marginals = d(cost)/d(b_eq); the balance rows read sum_i p[i,t] = load[t], so this
+    # is the cost of one more MWh of load in hour t: the price, positive.
+    prices = np.asarray(res.eqlin.marginals, dtype=float)
+    return Dispatch(res.x.reshape(n, periods), prices, float(res.fun))
+
+
+def main() -> int:
+    folder = result_dir()
+    log(f"DMO day-ahead unit commitment, job {os.environ.get('JOB_ID', '(local run)')}")
+    try:
+        cfg = read_config()
+    except ConfigError as exc:
+        log(str(exc), "ERROR")
+        write_result(folder, outcome="error", message=str(exc))
+        return 2
+    if os.environ.get("DATA_SOURCE_DIR"):
+        log("DATA_SOURCE_DIR is set but the day-ahead model reads no data source; ignored")
+
+    units = fleet()
+    load = np.array(LOAD_PROFILE, dtype=float) * cfg["load_scale"]
+    periods = len(load)
+    capacity = float(units.pmax.sum())
+    log(
+        f"{units.n} units, {capacity:.0f} MW installed; {periods} hours; load "
+        f"{load.min():.0f}-{load.max():.0f} MW (load_scale {cfg['load_scale']:g}), "
+        f"reserve {cfg['reserve_fraction']:.0%} of load"
+    )
+    metric(units=units.n, periods=periods, peak_load=float(load.max()), capacity=capacity)
+
+    shortfalls = capacity_shortfalls(units, load, cfg["reserve_fraction"])
+    if shortfalls:
+        t, d, r = max(shortfalls, key=lambda s: s[1])
+        message = (
+            f"infeasible: hour {t}: load {d:.0f} MW + reserve {r:.0f} MW exceeds capacity "
+            f"{capacity:.0f} MW ({len(shortfalls)} of {periods} hours short of capacity)"
+        )
+        log(message, "ERROR")
+        write_result(
+            folder, outcome="infeasible", message=message, metrics={"hours_short": len(shortfalls)}
+        )
+        return 0
+    tight = [t for t, d in enumerate(load) if d * (1 + cfg["reserve_fraction"]) > 0.95 * capacity]
+    if tight:
+        log(f"load + reserve is above 95% of capacity in hours {tight}", "WARNING")
+
+    plan = solve_commitment(units, load, cfg["reserve_fraction"], cfg["mip_gap"], cfg["time_limit"])
+    metric(
+        solve_time=plan.seconds,
+        mip_gap=plan.gap if plan.u is not None else 1.0,
+        mip_nodes=plan.nodes,
+    )
+    if plan.status == "infeasible":
+        message = (
+            "infeasible: HiGHS proved the unit commitment infeasible; capacity covers load and "
+            "reserve in every hour, so the ramp, minimum up/down or initial-status limits "
+            "cannot follow the load"
+        )
+        log(message, "ERROR")
+        write_result(
+            folder, outcome="infeasible", message=message, metrics={"solve_time_s": plan.seconds}
+        )
+        return 0
+    if plan.u is None:
+        message = f"no commitment found: {plan.message}"
+        log(message, "ERROR")
+        write_result(
+            folder, outcome=plan.status, message=message, metrics={"solve_time_s": plan.seconds}
+        )
+        return 0 if plan.status == "time_limit" else 1
+    if plan.status == "time_limit":
+        log(
+            f"time limit reached; keeping the best commitment found (gap {plan.gap:.2%})", "WARNING"
+        )
+    log(
+        f"MILP {plan.status}: cost ${plan.objective:,.2f}, gap {plan.gap:.2e}, {plan.seconds:.2f} s"
+    )
+
+    dispatch = solve_dispatch(units, load, plan)
+    assert plan.v is not None
+    noload_cost = float(np.sum(units.noload[:, None] * plan.u))
+    startup_cost = float(np.sum(units.startup[:, None] * plan.v))
+    total_cost = dispatch.energy_cost + noload_cost + startup_cost
+    prices = dispatch.prices
+    log(
+        f"dispatch LP with commitment fixed: energy ${dispatch.energy_cost:,.2f} + no-load "
+        f"${noload_cost:,.2f} + start-up ${startup_cost:,.2f} = ${total_cost:,.2f}"
+    )
+    if total_cost > plan.objective + 1e-6 * abs(plan.objective) + 1e-6:
+        log(f"re-dispatch cost exceeds the MILP's ${plan.objective:,.2f}", "WARNING")
+    starts = int(plan.v.sum())
+    for i, name in enumerate(units.names):
+        hours_on = int(plan.u[i].sum())
+        if hours_on:
+            mwh = float(dispatch.p[i].sum())
+            log(f"  {name:7s} on {hours_on:2d} h, {mwh:8.1f} MWh, {int(plan.v[i].sum())} start(s)")
+    peak = int(np.argmax(prices))
+    log(
+        f"prices ${prices.min():.2f}-${prices.max():.2f}/MWh (peak at hour {peak}), "
+        f"load-weighted average ${float(prices @ load / load.sum()):.2f}/MWh; {starts} start-ups"
+    )
+    if np.any(prices < -TOL):
+        log("negative prices: minimum output or ramp limits bind", "WARNING")
+    avg_price = float(prices @ load / load.sum())
+    metrics = {
+        "total_cost": total_cost,
+        "energy_cost": dispatch.energy_cost,
+        "noload_cost": noload_cost,
+        "startup_cost": startup_cost,
+        "peak_price": float(prices.max()),
+        "avg_price": avg_price,
+        "solve_time_s": plan.seconds,
+        "mip_gap": plan.gap,
+        "mip_nodes": plan.nodes,
+        "startups": starts,
+    }
+    metric(total_cost=total_cost, peak_price=float(prices.max()), avg_price=avg_price)
+
+    hours = range(periods)
+    write_csv(
+        folder / "commitment.csv",
+        ["hour", *units.names],
+        [[t, *(int(plan.u[i, t]) for i in range(units.n))] for t in hours],
+    )
+    write_csv(
+        folder / "dispatch.csv",
+        ["hour", *units.names],
+        [[t, *(clean(dispatch.p[i, t]) for i in range(units.n))] for t in hours],
+    )
+    write_csv(folder / "prices.csv", ["hour", "price"], [[t, clean(prices[t])] for t in hours])
+    message = (
+        f"{plan.status}: 24 h commitment of {units.n} units, total cost ${total_cost:,.0f} "
+        f"({starts} start-ups), prices ${prices.min():.2f}-${prices.max():.2f}/MWh"
+    )
+    write_result(
+        folder,
+        outcome=plan.status,
+        objective=total_cost,
+        metrics=metrics,
+        tables={"commitment": "commitment.csv", "dispatch": "dispatch.csv", "prices": "prices.csv"},
+        message=message,
+    )
+    log(f"results written to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The dashboard: the upload card, control panel, live logs, jobs and models in one app."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import ipywidgets as W
+
+from sandbox_kit.widgets.control import ControlPanel
+from sandbox_kit.widgets.jobs_view import JobsView
+from sandbox_kit.widgets.logpanel import LogPanel
+from sandbox_kit.widgets.models_view import ModelsView
+from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS
+from sandbox_kit.widgets.upload import UploadCard
+
+if TYPE_CHECKING:
+    from sandbox_kit.sandbox import Sandbox
+
+
+class Dashboard(W.VBox):  # type: ignore[misc]
+    """Every view, wired together: a run or an upload anywhere refreshes the others."""
+
+    def __init__(self, sandbox: Sandbox, *, start: bool = True) -> None:
+        self.sandbox = sandbox
+        self.logs = LogPanel(sandbox, start=start)
+        self.control = ControlPanel(
+            sandbox, on_started=lambda job: self.logs.show_job(job.id), start=start
+        )
+        self.jobs = JobsView(sandbox, on_open_log=self.logs.show_job, start=start)
+        self.models = ModelsView(sandbox, on_change=self._changed, start=start)
+        self.upload = UploadCard(sandbox, on_uploaded=lambda _: self._changed())
+        self.tabs = W.Tab(children=[self.jobs, self.models])
+        self.tabs.set_title(0, "Jobs")
+        self.tabs.set_title(1, "Models")
+        self.tabs.add_class("sk-tabs")
+        header = W.HTML(
+            '<div class="sk-header"><h1>sandbox_kit</h1><span class="sk-sub">Run DMO, RMO and '
+            "SO optimization models · home "
+            f"<code>{html.escape(str(sandbox.home))}</code></span></div>"
+        )
+        left = W.VBox([self.upload], layout=W.Layout(width="360px", flex="none"))
+        right = W.VBox([self.control, self.logs], layout=W.Layout(flex="1 1 auto", min_width="0"))
+        top = W.HBox([left, right], layout=W.Layout(gap="12px", align_items="flex-start"))
+        super().__init__(
+            [W.HTML(CSS), header, top, self.tabs], layout=W.Layout(gap="12px", padding="8px")
+        )
+        self.add_class("sk-app")
+
+    def _changed(self) -> None:
+        self.models.pump.run_once()
+        self.control.pump.run_once()
+        self.jobs.pump.run_once()
+
+    def close(self) -> None:
+        """Stop every pump and close the widgets."""
+        for view in (self.logs, self.control, self.jobs, self.models):
+            view.close()
+        super().close()
+
+
+def dashboard(sandbox: Sandbox | None = None, *, display: bool = True) -> Dashboard:
+    """Build the dashboard (and display it, with the log auto-scroll helper, in a notebook).
+
+    Args:
+        sandbox: the sandbox to show (default: one opened from ``SANDBOX_HOME``).
+        display: display it now (set False to embed it in your own layout).
+    """
+    if sandbox is None:
+        from sandbox_kit.sandbox import Sandbox
+
+        sandbox = Sandbox()
+    app = Dashboard(sandbox)
+    if display:
+        from IPython.display import HTML
+        from IPython.display import display as show
+
+        show(HTML(AUTOSCROLL_JS))  # type: ignore[no-untyped-call]
+        show(app)  # type: ignore[no-untyped-call]
+    return app

@@ -1,0 +1,170 @@
+"""The control panel: one row per model type with its status, active model, config and Run."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import ipywidgets as W
+
+from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.jobs import Job
+from sandbox_kit.records import JobInfo, ModelType, parse_config
+from sandbox_kit.widgets.pump import Pump
+from sandbox_kit.widgets.style import (
+    card,
+    duration,
+    message_html,
+    set_if_changed,
+    status_html,
+    when,
+)
+
+if TYPE_CHECKING:
+    from sandbox_kit.sandbox import Sandbox
+
+
+class TypeRow(W.VBox):  # type: ignore[misc]
+    """The controls of one model type."""
+
+    def __init__(self, panel: ControlPanel, model_type: ModelType) -> None:
+        self.panel = panel
+        self.model_type = model_type
+        self.latest: JobInfo | None = None
+        self.has_model = False
+        self.icon = W.HTML(status_html("idle"), layout=W.Layout(width="112px"))
+        self.icon.add_class(f"sk-status-{model_type.value}")
+        title = W.HTML(
+            f'<div class="sk-type-title"><b>{model_type.value}</b>'
+            f'<div class="sk-muted">{html.escape(model_type.label)}</div></div>',
+            layout=W.Layout(width="150px"),
+        )
+        self.model = W.HTML(layout=W.Layout(width="120px"))
+        self.model.add_class(f"sk-active-{model_type.value}")
+        self.last = W.HTML(layout=W.Layout(width="150px"))
+        self.config = W.Textarea(
+            value="{}",
+            placeholder='{"load_scale": 1.1}',
+            rows=1,
+            layout=W.Layout(width="auto", flex="1 1 200px"),
+        )
+        self.config.add_class(f"sk-config-{model_type.value}")
+        self.run = W.Button(
+            description=f"Run {model_type.value}",
+            button_style="primary",
+            icon="play",
+            layout=W.Layout(width="96px", flex="none"),
+        )
+        self.run.add_class(f"sk-run-{model_type.value}")
+        self.cancel = W.Button(
+            description="Cancel",
+            button_style="danger",
+            icon="stop",
+            disabled=True,
+            layout=W.Layout(width="90px", flex="none"),
+        )
+        self.cancel.add_class(f"sk-cancel-{model_type.value}")
+        self.message = W.HTML()
+        self.run.on_click(lambda _: panel.run(model_type))
+        self.cancel.on_click(lambda _: panel.cancel(model_type))
+        line = W.HBox(
+            [title, self.icon, self.model, self.last, self.config, self.run, self.cancel],
+            layout=W.Layout(align_items="center", gap="8px"),
+        )
+        super().__init__([line, self.message])
+        self.add_class("sk-row")
+
+    def show(self, active_label: str | None, latest: JobInfo | None) -> None:
+        """Update the row from the active model and the type's latest job."""
+        self.latest = latest
+        self.has_model = active_label is not None
+        status = "idle" if latest is None else latest.status.value
+        set_if_changed(self.icon, "value", status_html(status))
+        label = (
+            f"<b>{html.escape(active_label)}</b>"
+            if active_label
+            else '<span class="sk-muted">No active model</span>'
+        )
+        set_if_changed(self.model, "value", label)
+        if latest is None:
+            last = '<span class="sk-muted">Never run</span>'
+        else:
+            last = (
+                f"{when(latest.started_at or latest.created_at)}"
+                f'<div class="sk-muted">took {duration(latest.duration_s)}</div>'
+            )
+        set_if_changed(self.last, "value", last)
+        live = latest is not None and not latest.status.terminal
+        set_if_changed(self.run, "disabled", not self.has_model)
+        set_if_changed(self.run, "tooltip", "" if self.has_model else "Upload or activate a model")
+        set_if_changed(self.cancel, "disabled", not live)
+
+
+class ControlPanel(W.VBox):  # type: ignore[misc]
+    """Run and cancel each type's active model; shows live status from every process.
+
+    Args:
+        sandbox: the sandbox to run in.
+        on_started: called with each :class:`~sandbox_kit.Job` started from this panel.
+        period: seconds between refreshes (jobs started elsewhere show up within it).
+        start: start the refresh pump (tests pass False and call :meth:`refresh`).
+    """
+
+    pump: Pump
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        on_started: Callable[[Job], None] | None = None,
+        period: float = 1.0,
+        start: bool = True,
+    ) -> None:
+        self.sandbox = sandbox
+        self.on_started = on_started
+        self.rows = {t: TypeRow(self, t) for t in ModelType}
+        super().__init__([card("Control panel", *self.rows.values(), css="sk-control")])
+        self.pump = Pump(self.refresh, period, name="sk-control-pump", start=start)
+        self.pump.run_once()
+
+    def refresh(self) -> None:
+        """Read active models and latest jobs and update every row."""
+        for kind, row in self.rows.items():
+            active = self.sandbox.active_model(kind)
+            latest = self.sandbox.jobs(model_type=kind, limit=1)
+            row.show(active.label if active else None, latest[0] if latest else None)
+
+    def run(self, model_type: ModelType) -> Job | None:
+        """Run a type's active model with the row's config (what its Run button does)."""
+        row = self.rows[model_type]
+        try:
+            config = parse_config(row.config.value)
+            job = self.sandbox.run(model_type, config=config)
+        except SandboxKitError as exc:
+            row.message.value = message_html("error", f"{model_type.value}: {exc}")
+            return None
+        row.message.value = ""
+        self.pump.run_once()
+        if self.on_started is not None:
+            self.on_started(job)
+        return job
+
+    def cancel(self, model_type: ModelType) -> None:
+        """Cancel the type's queued or running job (what its Cancel button does)."""
+        row = self.rows[model_type]
+        latest = row.latest
+        if latest is None or latest.status.terminal:
+            return
+        try:
+            self.sandbox.cancel(latest.id)
+        except SandboxKitError as exc:
+            row.message.value = message_html("error", str(exc))
+            return
+        row.cancel.disabled = True
+        self.pump.run_once()
+
+    def close(self) -> None:
+        """Stop refreshing and close the widgets."""
+        self.pump.stop()
+        super().close()

@@ -1,0 +1,57 @@
+"""One background pump per view: the only place a view's widgets change from a thread.
+
+Views never ``print`` or use ``with output:`` from threads (output would land in whatever
+cell runs, or vanish in Voilà); a pump calls the view's ``refresh`` at a fixed, low rate and
+the view sets widget traits only when a value changed (pitfalls reference, §1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("sandbox_kit.widgets")
+
+
+class Pump:
+    """Calls ``tick`` every ``period`` seconds in one daemon thread until stopped.
+
+    Args:
+        tick: the view's refresh; exceptions are logged, never raised into the thread.
+        period: seconds between ticks.
+        name: thread name, for debugging.
+        start: start the thread now (tests pass False and call :meth:`run_once`).
+    """
+
+    def __init__(
+        self, tick: Callable[[], None], period: float, *, name: str, start: bool = True
+    ) -> None:
+        self._tick = tick
+        self.period = period
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        if start:
+            self._thread.start()
+
+    def run_once(self) -> None:
+        """Tick now, in the calling thread (never twice at once)."""
+        with self._lock:
+            try:
+                self._tick()
+            except Exception:  # a view must survive a failed refresh (DB hiccup, bad file)
+                log.exception("refresh failed")
+
+    def stop(self) -> None:
+        """Stop ticking (the thread ends within one period)."""
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is alive."""
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            self.run_once()
