@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sandbox_kit.errors import SandboxKitError, ValidationError
+from sandbox_kit.humanize import duration, size, when
 from sandbox_kit.records import (
     JobInfo,
     JobStatus,
@@ -278,8 +278,8 @@ def _jobs(args: argparse.Namespace) -> int:
             j.id,
             f"{j.model_name} v{j.model_version}",
             j.status.value,
-            _when(j.started_at),
-            _duration(j.duration_s),
+            when(j.started_at),
+            duration(j.duration_s),
             j.reason or ("exit 0" if j.exit_code == 0 else ""),
         ]
         for j in jobs
@@ -383,7 +383,7 @@ def _summary(info: JobInfo) -> str:
     if info.reason:
         parts.append(f"({info.reason})")
     if info.duration_s is not None:
-        parts.append(f"in {_duration(info.duration_s)}")
+        parts.append(f"in {duration(info.duration_s)}")
     if info.outcome:
         parts.append(f"- outcome {info.outcome}")
     return " ".join(parts) + "."
@@ -408,9 +408,9 @@ def _model_row(m: Model) -> list[str]:
         m.name,
         str(m.version),
         status,
-        _bytes(m.size),
+        size(m.size),
         m.sha256[:12],
-        _when(m.created_at),
+        when(m.created_at),
     ]
 
 
@@ -418,19 +418,3 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _bytes(n: int) -> str:
-    return (
-        f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
-    )
-
-
-def _when(moment: Any) -> str:
-    return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.1f} s" if seconds < 120 else time.strftime("%H:%M:%S", time.gmtime(seconds))

@@ -282,7 +282,13 @@ def _spawn(db: Database, job_id: str, spec: dict[str, Any]) -> None:
         s.execute(
             update(JobRow)
             .where(JobRow.id == job_id)
-            .values(supervisor_pid=proc.pid, supervisor_started=_create_time(proc.pid))
+            # started_at is refined by the supervisor once the model runs (tens of ms later);
+            # set it now so a job that floods its supervisor still shows a start at once.
+            .values(
+                supervisor_pid=proc.pid,
+                supervisor_started=_create_time(proc.pid),
+                started_at=utcnow(),
+            )
         )
 
 

@@ -22,7 +22,10 @@ The MILP is solved with HiGHS through ``scipy.optimize.milp`` (its native MIP lo
 stdout). The commitment is then fixed and the dispatch LP is re-solved with
 ``scipy.optimize.linprog(method="highs")``; hourly prices are the duals of the power-balance
 rows, i.e. d(total cost)/d(load[t]) in $/MWh (scipy reports ``eqlin.marginals`` as the
-sensitivity of the objective to ``b_eq``, so they come out positive as written here).
+sensitivity of the objective to ``b_eq``, so they come out positive as written here). The
+reserve rows involve only the fixed commitment, so the LP leaves them out. When no ramp limit
+binds, each hour's price is the marginal cost of a unit running strictly between its limits;
+a binding ramp couples hours and the price becomes a combination of marginal costs.
 
 The fleet is illustrative (no published source): two coal units, three combined-cycle units, a
 gas steam unit, three combustion turbines and an oil unit, with costs of a realistic magnitude.
@@ -35,7 +38,8 @@ CONFIG (JSON object, all optional):
 
 Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, commitment.csv,
 dispatch.csv and prices.csv. An infeasible case (load plus reserve above capacity, or HiGHS
-proving infeasibility) is an answer, not a failure: outcome "infeasible", exit status 0.
+proving infeasibility) is an answer, not a failure: outcome "infeasible", exit status 0. A bad
+CONFIG exits with status 2 and an unexpected failure with 1, both with outcome "error".
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ UNIT_TABLE = (
     ("ccgt1", 120, 300, 36.50, 850, 3200, 4, 4, 360, 360, 6, 230),
     ("ccgt2", 110, 280, 38.20, 800, 3000, 4, 4, 330, 330, -3, 0),
     ("ccgt3", 50, 160, 42.40, 400, 1200, 3, 3, 240, 240, -2, 0),
-    ("steam1", 60, 200, 47.90, 520, 1800, 5, 4, 120, 120, -6, 0),
+    ("steam1", 60, 200, 47.90, 520, 1800, 6, 4, 120, 120, -6, 0),
     ("ct1", 20, 90, 72.50, 180, 300, 1, 1, 360, 360, -4, 0),
     ("ct2", 20, 85, 78.10, 170, 280, 1, 1, 340, 340, -4, 0),
     ("ct3", 15, 60, 86.30, 150, 220, 1, 1, 300, 300, -4, 0),
@@ -134,7 +138,10 @@ def log(message: str, level: str = "INFO") -> None:
 
 
 def metric(**values: float) -> None:
-    print("::metric " + " ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
+    """A live metric line; values that are not finite numbers are left out."""
+    pairs = [f"{k}={v:.6g}" for k, v in values.items() if math.isfinite(v)]
+    if pairs:
+        print("::metric " + " ".join(pairs), flush=True)
 
 
 def read_config() -> dict[str, float]:
@@ -175,7 +182,13 @@ def result_dir() -> Path:
 
 
 def write_result(folder: Path, **result: Any) -> None:
-    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    """Write result.json; metrics and objective that are not finite numbers are left out."""
+    if "metrics" in result:
+        result["metrics"] = {k: v for k, v in result["metrics"].items() if math.isfinite(v)}
+    if "objective" in result and not math.isfinite(result["objective"]):
+        del result["objective"]
+    text = json.dumps(result, indent=2, allow_nan=False)
+    (folder / "result.json").write_text(text + "\n", encoding="utf-8")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -347,8 +360,9 @@ def solve_commitment(
     )
     seconds = time.perf_counter() - start
     sys.stdout.flush()
-    gap = float(getattr(res, "mip_gap", math.nan) or 0.0)
-    nodes = int(getattr(res, "mip_node_count", 0) or 0)
+    gap = res.get("mip_gap")  # None when HiGHS found no solution
+    gap = math.nan if gap is None else float(gap)
+    nodes = int(res.get("mip_node_count") or 0)
     if res.status == 2:
         return Commitment("infeasible", str(res.message), seconds=seconds)
     if res.x is None:
@@ -429,8 +443,7 @@ def solve_dispatch(units: Fleet, load: np.ndarray, plan: Commitment) -> Dispatch
     return Dispatch(res.x.reshape(n, periods), prices, float(res.fun))
 
 
-def main() -> int:
-    folder = result_dir()
+def run(folder: Path) -> int:
     log(f"DMO day-ahead unit commitment, job {os.environ.get('JOB_ID', '(local run)')}")
     try:
         cfg = read_config()
@@ -469,11 +482,7 @@ def main() -> int:
         log(f"load + reserve is above 95% of capacity in hours {tight}", "WARNING")
 
     plan = solve_commitment(units, load, cfg["reserve_fraction"], cfg["mip_gap"], cfg["time_limit"])
-    metric(
-        solve_time=plan.seconds,
-        mip_gap=plan.gap if plan.u is not None else 1.0,
-        mip_nodes=plan.nodes,
-    )
+    metric(solve_time=plan.seconds, mip_gap=plan.gap, mip_nodes=plan.nodes)
     if plan.status == "infeasible":
         message = (
             "infeasible: HiGHS proved the unit commitment infeasible; capacity covers load and "
@@ -566,6 +575,17 @@ def main() -> int:
     )
     log(f"results written to {folder}")
     return 0
+
+
+def main() -> int:
+    folder = result_dir()
+    try:
+        return run(folder)
+    except Exception as exc:  # report the failure in the results protocol, then re-raise
+        message = f"{type(exc).__name__}: {exc}"
+        log(f"model failed: {message}", "ERROR")
+        write_result(folder, outcome="error", message=message)
+        raise
 
 
 if __name__ == "__main__":

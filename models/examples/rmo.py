@@ -32,7 +32,8 @@ CONFIG (JSON object, all optional):
 
 Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, dispatch.csv, prices.csv
 and load.csv. Load the committed units cannot serve is an answer, not a failure: outcome
-"infeasible", exit status 0.
+"infeasible", exit status 0. A bad CONFIG exits with status 2 and an unexpected failure with 1,
+both with outcome "error".
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ UNIT_TABLE = (
     ("ccgt1", 120, 300, 36.50, 850, 3200, 4, 4, 360, 360, 6, 230),
     ("ccgt2", 110, 280, 38.20, 800, 3000, 4, 4, 330, 330, -3, 0),
     ("ccgt3", 50, 160, 42.40, 400, 1200, 3, 3, 240, 240, -2, 0),
-    ("steam1", 60, 200, 47.90, 520, 1800, 5, 4, 120, 120, -6, 0),
+    ("steam1", 60, 200, 47.90, 520, 1800, 6, 4, 120, 120, -6, 0),
     ("ct1", 20, 90, 72.50, 180, 300, 1, 1, 360, 360, -4, 0),
     ("ct2", 20, 85, 78.10, 170, 280, 1, 1, 340, 340, -4, 0),
     ("ct3", 15, 60, 86.30, 150, 220, 1, 1, 300, 300, -4, 0),
@@ -113,7 +114,10 @@ def log(message: str, level: str = "INFO") -> None:
 
 
 def metric(**values: float) -> None:
-    print("::metric " + " ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
+    """A live metric line; values that are not finite numbers are left out."""
+    pairs = [f"{k}={v:.6g}" for k, v in values.items() if math.isfinite(v)]
+    if pairs:
+        print("::metric " + " ".join(pairs), flush=True)
 
 
 def read_config() -> dict[str, float]:
@@ -156,7 +160,13 @@ def result_dir() -> Path:
 
 
 def write_result(folder: Path, **result: Any) -> None:
-    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    """Write result.json; metrics and objective that are not finite numbers are left out."""
+    if "metrics" in result:
+        result["metrics"] = {k: v for k, v in result["metrics"].items() if math.isfinite(v)}
+    if "objective" in result and not math.isfinite(result["objective"]):
+        del result["objective"]
+    text = json.dumps(result, indent=2, allow_nan=False)
+    (folder / "result.json").write_text(text + "\n", encoding="utf-8")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -327,8 +337,7 @@ def day_ahead_price(source: Path, hour: int) -> float | None:
     return None
 
 
-def main() -> int:
-    folder = result_dir()
+def run(folder: Path) -> int:
     log(f"RMO real-time economic dispatch, job {os.environ.get('JOB_ID', '(local run)')}")
     try:
         cfg = read_config()
@@ -451,6 +460,17 @@ def main() -> int:
     )
     log(f"results written to {folder}")
     return 0
+
+
+def main() -> int:
+    folder = result_dir()
+    try:
+        return run(folder)
+    except Exception as exc:  # report the failure in the results protocol, then re-raise
+        message = f"{type(exc).__name__}: {exc}"
+        log(f"model failed: {message}", "ERROR")
+        write_result(folder, outcome="error", message=message)
+        raise
 
 
 if __name__ == "__main__":

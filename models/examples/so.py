@@ -39,7 +39,8 @@ CONFIG (JSON object, all optional):
 
 Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, lmp.csv, flows.csv and
 dispatch.csv. Load above the generation capacity, or limits that cannot deliver it, is an
-answer, not a failure: outcome "infeasible", exit status 0.
+answer, not a failure: outcome "infeasible", exit status 0. A bad CONFIG exits with status 2
+and an unexpected failure with 1, both with outcome "error".
 """
 
 from __future__ import annotations
@@ -274,7 +275,10 @@ def log(message: str, level: str = "INFO") -> None:
 
 
 def metric(**values: float) -> None:
-    print("::metric " + " ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
+    """A live metric line; values that are not finite numbers are left out."""
+    pairs = [f"{k}={v:.6g}" for k, v in values.items() if math.isfinite(v)]
+    if pairs:
+        print("::metric " + " ".join(pairs), flush=True)
 
 
 def read_config() -> dict[str, float]:
@@ -311,7 +315,13 @@ def result_dir() -> Path:
 
 
 def write_result(folder: Path, **result: Any) -> None:
-    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    """Write result.json; metrics and objective that are not finite numbers are left out."""
+    if "metrics" in result:
+        result["metrics"] = {k: v for k, v in result["metrics"].items() if math.isfinite(v)}
+    if "objective" in result and not math.isfinite(result["objective"]):
+        del result["objective"]
+    text = json.dumps(result, indent=2, allow_nan=False)
+    (folder / "result.json").write_text(text + "\n", encoding="utf-8")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -330,8 +340,7 @@ def branch_name(net: Network, line: int) -> str:
     return f"{net.buses[net.from_bus[line]]}-{net.buses[net.to_bus[line]]}"
 
 
-def main() -> int:
-    folder = result_dir()
+def run(folder: Path) -> int:
     log(f"SO DC optimal power flow, IEEE 14-bus, job {os.environ.get('JOB_ID', '(local run)')}")
     try:
         cfg = read_config()
@@ -409,7 +418,7 @@ def main() -> int:
             f"  gen at bus {bus:2d}: {ptdf.pg[g]:7.2f} MW of {net.pmax[g]:.1f} "
             f"(${net.cost[g]:g}/MWh)"
         )
-    for line in np.flatnonzero(binding):
+    for line in np.flatnonzero(binding).tolist():
         log(
             f"  congested branch {branch_name(net, line)}: flow {ptdf.flow[line]:.2f} MW, "
             f"limit {net.limit[line]:.2f} MW, shadow price ${abs(ptdf.mu[line]):.4f}/MWh"
@@ -455,7 +464,7 @@ def main() -> int:
         ["bus", "mw"],
         [[net.buses[net.gen_bus[g]], clean(ptdf.pg[g])] for g in range(net.ng)],
     )
-    names = ", ".join(branch_name(net, line) for line in np.flatnonzero(binding)) or "none"
+    names = ", ".join(branch_name(net, line) for line in np.flatnonzero(binding).tolist()) or "none"
     message = (
         f"optimal: ${ptdf.objective:,.2f}/h for {load:.1f} MW; congested branches: {names}; "
         f"LMP ${lmp.min():.2f}-${lmp.max():.2f}/MWh"
@@ -470,6 +479,17 @@ def main() -> int:
     )
     log(f"results written to {folder}")
     return 0
+
+
+def main() -> int:
+    folder = result_dir()
+    try:
+        return run(folder)
+    except Exception as exc:  # report the failure in the results protocol, then re-raise
+        message = f"{type(exc).__name__}: {exc}"
+        log(f"model failed: {message}", "ERROR")
+        write_result(folder, outcome="error", message=message)
+        raise
 
 
 if __name__ == "__main__":

@@ -11,14 +11,15 @@ from sandbox_kit.widgets.control import ControlPanel
 from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
-from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS
+from sandbox_kit.widgets.pump import View, close_tree
+from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS, gapped
 from sandbox_kit.widgets.upload import UploadCard
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
 
 
-class Dashboard(W.VBox):  # type: ignore[misc]
+class Dashboard(View):
     """Every view, wired together: a run or an upload anywhere refreshes the others."""
 
     def __init__(self, sandbox: Sandbox, *, start: bool = True) -> None:
@@ -41,11 +42,10 @@ class Dashboard(W.VBox):  # type: ignore[misc]
         )
         left = W.VBox([self.upload], layout=W.Layout(width="360px", flex="none"))
         right = W.VBox([self.control, self.logs], layout=W.Layout(flex="1 1 auto", min_width="0"))
-        top = W.HBox([left, right], layout=W.Layout(gap="12px", align_items="flex-start"))
-        super().__init__(
-            [W.HTML(CSS), header, top, self.tabs], layout=W.Layout(gap="12px", padding="8px")
-        )
+        top = gapped(W.HBox([left, right], layout=W.Layout(align_items="flex-start")), "lg")
+        super().__init__([W.HTML(CSS), header, top, self.tabs], layout=W.Layout(padding="8px"))
         self.add_class("sk-app")
+        self.add_class("sk-gap-lg")
 
     def _changed(self) -> None:
         self.models.pump.run_once()
@@ -56,7 +56,7 @@ class Dashboard(W.VBox):  # type: ignore[misc]
         """Stop every pump and close the widgets."""
         for view in (self.logs, self.control, self.jobs, self.models):
             view.close()
-        super().close()
+        close_tree(self)
 
 
 def dashboard(sandbox: Sandbox | None = None, *, display: bool = True) -> Dashboard:

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.humanize import duration, when
 from sandbox_kit.jobs import Job
 from sandbox_kit.records import JobInfo, ModelType, parse_config
-from sandbox_kit.widgets.pump import Pump
+from sandbox_kit.widgets.pump import Pump, View
 from sandbox_kit.widgets.style import (
     card,
-    duration,
+    gapped,
     message_html,
     set_if_changed,
     status_html,
-    when,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         self.panel = panel
         self.model_type = model_type
         self.latest: JobInfo | None = None
+        self.cancelling: str | None = None  # the job a cancel was sent for
         self.has_model = False
         self.icon = W.HTML(status_html("idle"), layout=W.Layout(width="112px"))
         self.icon.add_class(f"sk-status-{model_type.value}")
@@ -68,9 +69,11 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         self.message = W.HTML()
         self.run.on_click(lambda _: panel.run(model_type))
         self.cancel.on_click(lambda _: panel.cancel(model_type))
-        line = W.HBox(
-            [title, self.icon, self.model, self.last, self.config, self.run, self.cancel],
-            layout=W.Layout(align_items="center", gap="8px"),
+        line = gapped(
+            W.HBox(
+                [title, self.icon, self.model, self.last, self.config, self.run, self.cancel],
+                layout=W.Layout(align_items="center"),
+            )
         )
         super().__init__([line, self.message])
         self.add_class("sk-row")
@@ -98,10 +101,14 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         live = latest is not None and not latest.status.terminal
         set_if_changed(self.run, "disabled", not self.has_model)
         set_if_changed(self.run, "tooltip", "" if self.has_model else "Upload or activate a model")
-        set_if_changed(self.cancel, "disabled", not live)
+        # A cancelled job stays "running" until its supervisor has stopped it: keep the button
+        # disabled meanwhile instead of inviting a second click.
+        asked = latest is not None and latest.id == self.cancelling
+        set_if_changed(self.cancel, "disabled", not live or asked)
+        set_if_changed(self.cancel, "description", "Stopping…" if live and asked else "Cancel")
 
 
-class ControlPanel(W.VBox):  # type: ignore[misc]
+class ControlPanel(View):
     """Run and cancel each type's active model; shows live status from every process.
 
     Args:
@@ -110,8 +117,6 @@ class ControlPanel(W.VBox):  # type: ignore[misc]
         period: seconds between refreshes (jobs started elsewhere show up within it).
         start: start the refresh pump (tests pass False and call :meth:`refresh`).
     """
-
-    pump: Pump
 
     def __init__(
         self,
@@ -161,10 +166,5 @@ class ControlPanel(W.VBox):  # type: ignore[misc]
         except SandboxKitError as exc:
             row.message.value = message_html("error", str(exc))
             return
-        row.cancel.disabled = True
+        row.cancelling = latest.id
         self.pump.run_once()
-
-    def close(self) -> None:
-        """Stop refreshing and close the widgets."""
-        self.pump.stop()
-        super().close()

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.humanize import duration, when
 from sandbox_kit.records import JobInfo, JobStatus, ModelType
-from sandbox_kit.widgets.pump import Pump
+from sandbox_kit.widgets.pump import Pump, View, keep_value
 from sandbox_kit.widgets.style import (
     card,
-    duration,
+    gapped,
     message_html,
     set_if_changed,
     status_html,
-    when,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
         set_if_changed(self.layout, "display", "flex")
 
 
-class JobsView(W.VBox):  # type: ignore[misc]
+class JobsView(View):
     """Job history from every process, newest first.
 
     Args:
@@ -92,8 +92,6 @@ class JobsView(W.VBox):  # type: ignore[misc]
         period: seconds between refreshes.
         start: start the refresh pump (tests pass False and call :meth:`refresh`).
     """
-
-    pump: Pump
 
     def __init__(
         self,
@@ -136,9 +134,7 @@ class JobsView(W.VBox):  # type: ignore[misc]
         )
         header.add_class("sk-row")
         self.rows = [JobRow(self) for _ in range(rows)]
-        filters = W.HBox(
-            [self.type_filter, self.status_filter, self.model_filter], layout=W.Layout(gap="8px")
-        )
+        filters = gapped(W.HBox([self.type_filter, self.status_filter, self.model_filter]))
         super().__init__(
             [card("Jobs", filters, self.message, header, *self.rows, self.empty, css="sk-jobs")]
         )
@@ -151,8 +147,7 @@ class JobsView(W.VBox):  # type: ignore[misc]
         options = [("All models", 0)] + [
             (f"{m.model_type.value} {m.name} v{m.version}", m.id) for m in models
         ]
-        if [o[1] for o in options] != [o[1] for o in self.model_filter.options]:
-            self.model_filter.options = options
+        keep_value(self.model_filter, options)
         jobs = self.sandbox.jobs(
             model_type=self.type_filter.value or None,
             status=self.status_filter.value or None,
@@ -194,8 +189,3 @@ class JobsView(W.VBox):  # type: ignore[misc]
             return
         self.message.value = message_html("info", done)
         self.pump.run_once()
-
-    def close(self) -> None:
-        """Stop refreshing and close the widgets."""
-        self.pump.stop()
-        super().close()

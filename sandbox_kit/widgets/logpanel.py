@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.humanize import duration
 from sandbox_kit.logs import LogTail, Progress, raw_bytes
 from sandbox_kit.records import JobInfo, LogLine
-from sandbox_kit.widgets.pump import Pump
-from sandbox_kit.widgets.style import card, duration, message_html, set_if_changed
+from sandbox_kit.widgets.pump import Pump, View, keep_value
+from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -59,7 +60,7 @@ class _Attached:
     done: bool = False
 
 
-class LogPanel(W.VBox):  # type: ignore[misc]
+class LogPanel(View):
     """Live logs of all jobs, with filters, search, a line counter and a download link.
 
     Args:
@@ -69,8 +70,6 @@ class LogPanel(W.VBox):  # type: ignore[misc]
         discover_every: seconds between looks for jobs started elsewhere.
         start: start the pump (tests pass False and call :meth:`refresh`).
     """
-
-    pump: Pump
 
     def __init__(
         self,
@@ -89,6 +88,7 @@ class LogPanel(W.VBox):  # type: ignore[misc]
         self.opened_at = datetime.now(UTC)
         self._next_discovery = 0.0
         self._dirty = True
+        self._cleared_at = 0
         self.level = W.Dropdown(
             options=[
                 ("All levels", ""),
@@ -123,8 +123,9 @@ class LogPanel(W.VBox):  # type: ignore[misc]
                 self.download_button,
                 self.counter,
             ],
-            layout=W.Layout(align_items="center", gap="6px", flex_flow="row wrap"),
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
         )
+        gapped(toolbar, "sm")
         super().__init__(
             [card("Live logs", toolbar, self.progress, self.view, self.download, css="sk-logs")]
         )
@@ -139,7 +140,7 @@ class LogPanel(W.VBox):  # type: ignore[misc]
         info = self.sandbox.job_info(job_id)
         self.jobs[job_id] = _Attached(info, LogTail(info.log_path))
         label = f"{info.model_type.value} · {info.model_name} v{info.model_version} · {job_id[-6:]}"
-        self.job.options = [*self.job.options, (label, job_id)]
+        keep_value(self.job, [*self.job.options, (label, job_id)])
         self._dirty = True
 
     def show_job(self, job_id: str) -> None:
@@ -151,6 +152,7 @@ class LogPanel(W.VBox):  # type: ignore[misc]
     def clear(self) -> None:
         """Empty the panel; lines that arrive later still show."""
         self.entries.clear()
+        self._cleared_at = self._total()
         self._dirty = True
         self._render()
 
@@ -243,8 +245,8 @@ class LogPanel(W.VBox):  # type: ignore[misc]
             return
         self._dirty = False
         shown = self.visible()
-        total = sum(a.lines for a in self.jobs.values())
-        counter = f'<span class="sk-muted">{total:,} lines'
+        total = self._total() - self._cleared_at
+        counter = f'<span class="sk-muted">{total:,} line{"" if total == 1 else "s"}'
         if total > len(shown):
             counter += f" · showing {len(shown):,}"
         set_if_changed(self.counter, "value", counter + "</span>")
@@ -253,6 +255,9 @@ class LogPanel(W.VBox):  # type: ignore[misc]
             set_if_changed(self.view, "value", f'<div class="sk-empty">{empty}</div>')
             return
         set_if_changed(self.view, "value", "".join(_line_html(e) for e in shown))
+
+    def _total(self) -> int:
+        return sum(a.lines for a in self.jobs.values())
 
     def visible(self) -> list[Entry]:
         """The lines that pass the level, job and search filters."""
@@ -266,11 +271,6 @@ class LogPanel(W.VBox):  # type: ignore[misc]
             and (not job or e.job_id == job)
             and (not needle or needle in e.text.lower())
         ]
-
-    def close(self) -> None:
-        """Stop the pump and close the widgets."""
-        self.pump.stop()
-        super().close()
 
 
 def _entry(job_id: str, kind: str, line: LogLine) -> Entry:

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.humanize import size, when
 from sandbox_kit.records import Model, ModelType
-from sandbox_kit.widgets.pump import Pump
-from sandbox_kit.widgets.style import card, message_html, set_if_changed, when
+from sandbox_kit.widgets.pump import Pump, View
+from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -71,7 +72,7 @@ class ModelRow(W.HBox):  # type: ignore[misc]
             html.escape(model.name),
             f"v{model.version}",
             model.status.value,
-            _size(model.size),
+            size(model.size),
             f'<span class="sk-mono" title="{model.sha256}">{model.sha256[:12]}</span>',
             when(model.created_at),
             f'<span title="{_attr(model.description)}">{html.escape(model.description)}</span>',
@@ -85,7 +86,7 @@ class ModelRow(W.HBox):  # type: ignore[misc]
         set_if_changed(self.layout, "display", "flex")
 
 
-class ModelsView(W.VBox):  # type: ignore[misc]
+class ModelsView(View):
     """All model versions, with the actions of the registry.
 
     Args:
@@ -95,8 +96,6 @@ class ModelsView(W.VBox):  # type: ignore[misc]
         period: seconds between refreshes (uploads from elsewhere show up within it).
         start: start the refresh pump (tests pass False and call :meth:`refresh`).
     """
-
-    pump: Pump
 
     def __init__(
         self,
@@ -123,9 +122,10 @@ class ModelsView(W.VBox):  # type: ignore[misc]
         self.confirm_text = W.HTML()
         self.confirm_bar = W.HBox(
             [self.confirm_text, self.confirm, self.keep],
-            layout=W.Layout(display="none", align_items="center", gap="8px"),
+            layout=W.Layout(display="none", align_items="center"),
         )
         self.confirm_bar.add_class("sk-confirm-bar")
+        gapped(self.confirm_bar)
         self.confirm.on_click(lambda _: self.delete_confirmed())
         self.keep.on_click(lambda _: self._hide_confirm())
         self.source_view = W.HTML()
@@ -220,15 +220,6 @@ class ModelsView(W.VBox):  # type: ignore[misc]
         self.pump.run_once()
         if self.on_change is not None:
             self.on_change()
-
-    def close(self) -> None:
-        """Stop refreshing and close the widgets."""
-        self.pump.stop()
-        super().close()
-
-
-def _size(n: int) -> str:
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 2**20 else f"{n / 2**20:.1f} MB"
 
 
 def _attr(text: str) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import ipywidgets as W
 
 log = logging.getLogger("sandbox_kit.widgets")
 
@@ -30,7 +32,8 @@ class Pump:
         self._tick = tick
         self.period = period
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        # Re-entrant: a refresh may change a filter whose observer asks for a refresh.
+        self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         if start:
             self._thread.start()
@@ -55,3 +58,33 @@ class Pump:
     def _loop(self) -> None:
         while not self._stop.wait(self.period):
             self.run_once()
+
+
+class View(W.VBox):  # type: ignore[misc]
+    """A box whose content a pump refreshes; :meth:`close` stops it and closes every child."""
+
+    pump: Pump
+
+    def close(self) -> None:
+        """Stop refreshing and close this view with all its widgets."""
+        pump = getattr(self, "pump", None)  # None when construction failed before it
+        if pump is not None:
+            pump.stop()
+        close_tree(self)
+
+
+def close_tree(widget: W.Widget) -> None:
+    """Close a widget and all its descendants (``Widget.close`` leaves children open)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    W.Widget.close(widget)
+
+
+def keep_value(dropdown: W.Dropdown, options: Sequence[tuple[str, object]]) -> None:
+    """Replace a dropdown's options without losing the user's choice."""
+    if [o[1] for o in options] == [o[1] for o in dropdown.options]:
+        return
+    chosen = dropdown.value
+    dropdown.options = options  # ipywidgets selects the first option here...
+    if any(value == chosen for _, value in options):
+        dropdown.value = chosen  # ...so put the user's choice back

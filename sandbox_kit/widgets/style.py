@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
 
 import ipywidgets as W
 
@@ -49,6 +48,9 @@ CSS = """
 .sk-type-title { line-height: 1.25; font-size: 13px; }
 .sk-type { display: inline-block; min-width: 34px; font-weight: 700; font-size: 12px;
   color: #334e68; }
+.sk-gap-sm { gap: 6px; }
+.sk-gap-md { gap: 8px; }
+.sk-gap-lg { gap: 12px; }
 .sk-row { border-bottom: 1px solid #f0f2f5; padding: 6px 0; align-items: center; }
 .sk-log-scroll { background: #0f1720; border-radius: 6px; height: 430px; overflow-y: auto;
   font-family: "JetBrains Mono", Menlo, Consolas, monospace; font-size: 12px; padding: 6px 0; }
@@ -132,28 +134,18 @@ def message_html(kind: str, text: str) -> str:
     return f'<div class="sk-msg sk-msg-{kind}">{html.escape(text)}</div>'
 
 
-def when(moment: datetime | None) -> str:
-    """Local date and time of day, or a dash."""
-    return "—" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(seconds: float | None) -> str:
-    """``4.1 s``, ``12 min 3 s`` or a dash."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
-
-
 def card(title: str, *children: W.Widget, css: str = "") -> W.VBox:
     """A white card with a title."""
     box = W.VBox([W.HTML(f'<div class="sk-card-title">{html.escape(title)}</div>'), *children])
     box.add_class("sk-card")
     if css:
         box.add_class(css)
+    return box
+
+
+def gapped(box: W.Box, size: str = "md") -> W.Box:
+    """Space a box's children (ipywidgets' Layout has no ``gap``; a CSS class does it)."""
+    box.add_class(f"sk-gap-{size}")
     return box
 
 

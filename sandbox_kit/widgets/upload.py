@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.errors import SandboxKitError, ValidationError
+from sandbox_kit.humanize import size
 from sandbox_kit.records import Model, ModelType
-from sandbox_kit.widgets.style import card, message_html
+from sandbox_kit.validation import check_size
+from sandbox_kit.widgets.style import card, gapped, message_html
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -58,7 +60,7 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         self.button.on_click(lambda _: self.upload())
         body = card(
             "Upload a model",
-            W.HBox([self.chooser, self.chosen], layout=W.Layout(align_items="center", gap="10px")),
+            gapped(W.HBox([self.chooser, self.chosen], layout=W.Layout(align_items="center"))),
             self.model_type,
             self.name,
             self.description,
@@ -79,14 +81,12 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             return
         limit = self.sandbox.settings.max_upload_bytes
         self.chosen.value = (
-            f"<b>{_escape(chosen.name)}</b> <span class='sk-muted'>({_kb(chosen.size)})</span>"
+            f"<b>{_escape(chosen.name)}</b> <span class='sk-muted'>({size(chosen.size)})</span>"
         )
-        if chosen.size > limit:
-            self.message.value = message_html(
-                "error",
-                f"{chosen.name}: file is {chosen.size / 2**20:.1f} MB; the limit is "
-                f"{limit / 2**20:.1f} MB",
-            )
+        try:
+            check_size(chosen.name, chosen.size, limit)  # before the bytes are even read
+        except ValidationError as exc:
+            self.message.value = message_html("error", str(exc))
             self.button.disabled = True
             return
         self.message.value = ""
@@ -141,13 +141,3 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _kb(size: int) -> str:
-    return (
-        f"{size} B"
-        if size < 1024
-        else f"{size / 1024:.1f} KB"
-        if size < 2**20
-        else f"{size / 2**20:.1f} MB"
-    )

@@ -1,0 +1,135 @@
+"""A real Voilà server on a free port and a real (Debian) Chromium driven by Playwright.
+
+Each test gets a fresh page on the dashboard and leaves a screenshot in ``test-output/``.
+Chromium is installed by ``make test``; without it these tests fail under ``CI=true`` and skip
+elsewhere, with the reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandbox_kit import Sandbox
+from sandbox_kit.serve import NOTEBOOK, voila_command
+
+CHROMIUM = os.environ.get("SANDBOX_TEST_CHROMIUM", "/usr/bin/chromium")
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+TOKEN = "browser-test-token"
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class Server:
+    """A running dashboard."""
+
+    url: str  # with the token
+    base: str  # without it
+    home: Path
+    env: dict[str, str]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Voilà serving notebooks/dashboard.ipynb against a temporary SANDBOX_HOME."""
+    tmp = tmp_path_factory.mktemp("voila")
+    home = tmp / "home"
+    home.mkdir()
+    Sandbox(home=home).close()  # migrate before any kernel opens it
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SANDBOX_HOME": str(home),
+        "SANDBOX_MAX_RUNNING": "4",
+        "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("SANDBOX_DB_URL", None)
+    log = (tmp / "voila.log").open("wb")
+    proc = subprocess.Popen(
+        voila_command(NOTEBOOK, host="127.0.0.1", port=port, token=TOKEN),
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while not _listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            log.close()
+            pytest.fail(f"voila did not start (exit {proc.returncode}); see {tmp / 'voila.log'}")
+        time.sleep(0.3)
+    yield Server(url=f"{base}?token={TOKEN}", base=base, home=home, env=env)
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    OUTPUT.mkdir(exist_ok=True)
+    shutil.copy(tmp / "voila.log", OUTPUT / "voila.log")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless."""
+    if not os.access(CHROMIUM, os.X_OK):
+        reason = f"no Chromium at {CHROMIUM} (make test installs it with apt-get)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, server: Server, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh dashboard page; its screenshot is saved under test-output/ at the end."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1600})  # type: ignore[attr-defined]
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Offline machine: the lab template links fonts from a CDN; fail those fast.
+    page.route("https://**", lambda route: route.abort())
+    open_dashboard(page, server)
+    yield page
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{request.node.name}.png"))
+    page.close(run_before_unload=True)  # fires Voilà's kernel shutdown beacon
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def open_dashboard(page: object, server: Server) -> None:
+    """Load the dashboard and wait until it is interactive."""
+    page.goto(server.url, wait_until="domcontentloaded")  # type: ignore[attr-defined]
+    page.wait_for_selector(".sk-run-DMO")  # type: ignore[attr-defined]
