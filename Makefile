@@ -29,8 +29,8 @@ serve: $(STAMP)
 	$(BIN)/sandbox-kit serve --host $(HOST) --port $(PORT) $(if $(TOKEN),--token $(TOKEN))
 
 lint: $(STAMP)
-	$(BIN)/ruff check sandbox_kit tests bench
-	$(BIN)/ruff format --check sandbox_kit tests bench
+	$(BIN)/ruff check sandbox_kit tests bench models/examples
+	$(BIN)/ruff format --check sandbox_kit tests bench models/examples
 	$(BIN)/mypy
 
 test: $(STAMP) chromium lint

@@ -6,14 +6,18 @@ job (``Sandbox.job(id)``) and follow it: the database and the log file are the b
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sandbox_kit.logs import LogTail, Progress, raw_bytes, read_lines
 from sandbox_kit.records import JobInfo, JobStatus, LogLine
 from sandbox_kit.results import read_result
+from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -104,6 +108,50 @@ class Job:
         """The model's parsed ``result.json``, or None when it wrote none."""
         return read_result(self.info.result_dir)
 
+    def metric_points(self, since: int = 0) -> list[MetricPoint]:
+        """The live metrics in the log lines with ``seq > since``: ``::metric`` lines and the
+        progress rows of HiGHS's MIP log (see :mod:`sandbox_kit.telemetry`)."""
+        return metrics_from_lines(self.logs(since))
+
+    def tables(self) -> dict[str, Path]:
+        """The tables the model registered in ``result.json``, name -> file.
+
+        Only existing regular files inside the result folder are returned: an entry that is
+        absolute, contains ``..``, names a missing file or leads out of the folder through a
+        symlink is left out (a model's result must not point a reader at other files).
+
+        Raises:
+            ValidationError: ``result.json`` exists but is not a JSON object.
+        """
+        result = self.result() or {}
+        entries = result.get("tables")
+        if not isinstance(entries, dict):
+            return {}
+        root = Path(self.info.result_dir).resolve()
+        found: dict[str, Path] = {}
+        for name, value in entries.items():
+            path = _inside(root, value)
+            if path is not None:
+                found[str(name)] = path
+        return found
+
+    def files(self) -> list[Path]:
+        """Every regular file in the result folder and its subfolders, sorted.
+
+        Symlinks are neither listed nor followed: they may lead out of the folder.
+        """
+        root = Path(self.info.result_dir)
+        found: list[Path] = []
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name)
+                try:
+                    if stat.S_ISREG(path.lstat().st_mode):
+                        found.append(path)
+                except OSError:
+                    continue  # removed while we looked
+        return sorted(found)
+
     def follow(self, since: int = 0, *, stop: Callable[[], bool] | None = None) -> Iterator[Event]:
         """Yield the job's events until it ends (or ``stop()`` returns True).
 
@@ -131,3 +179,19 @@ class Job:
                 yield Event(_TERMINAL_EVENT[self.status], self.info)
                 return
             time.sleep(_FILE_POLL_S)
+
+
+def _inside(root: Path, value: object) -> Path | None:
+    """``root / value`` resolved, when it is an existing regular file under ``root``."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    relative = PurePosixPath(value)
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    try:
+        path = (root / relative).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return None
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path

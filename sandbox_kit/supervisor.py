@@ -286,6 +286,8 @@ def _make_read_only(folder: Path) -> None:
     if not folder.is_dir():
         return
     for path in [*folder.rglob("*"), folder]:
+        if path.is_symlink():
+            continue  # never touch what a link points at: it may be outside the folder
         with contextlib.suppress(OSError):
             mode = path.stat().st_mode
             path.chmod(mode & ~0o222)

@@ -35,6 +35,8 @@ CONFIG (JSON object, all optional):
     reserve_fraction  spinning reserve as a fraction of load (default 0.1)
     mip_gap           HiGHS relative MIP gap (default 1e-6)
     time_limit        HiGHS time limit in seconds (default 60)
+    days              horizon in days (default 1); each further day's load is 4 % higher,
+                      a harder MILP that shows the solver's progress for longer
 
 Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, commitment.csv,
 dispatch.csv and prices.csv. An infeasible case (load plus reserve above capacity, or HiGHS
@@ -87,6 +89,7 @@ DEFAULTS: dict[str, float] = {
     "reserve_fraction": 0.1,
     "mip_gap": 1e-6,
     "time_limit": 60.0,
+    "days": 1,
 }
 TOL = 1e-6
 
@@ -172,6 +175,8 @@ def read_config() -> dict[str, float]:
         raise ConfigError("CONFIG reserve_fraction must be between 0 and 1")
     if cfg["mip_gap"] < 0 or cfg["time_limit"] <= 0:
         raise ConfigError("CONFIG mip_gap must be >= 0 and time_limit > 0")
+    if cfg["days"] not in range(1, 8):
+        raise ConfigError("CONFIG days must be a whole number from 1 to 7")
     return cfg
 
 
@@ -455,7 +460,9 @@ def run(folder: Path) -> int:
         log("DATA_SOURCE_DIR is set but the day-ahead model reads no data source; ignored")
 
     units = fleet()
-    load = np.array(LOAD_PROFILE, dtype=float) * cfg["load_scale"]
+    days = int(cfg["days"])
+    growth = np.repeat(1.0 + 0.04 * np.arange(days), len(LOAD_PROFILE))
+    load = np.tile(np.array(LOAD_PROFILE, dtype=float), days) * growth * cfg["load_scale"]
     periods = len(load)
     capacity = float(units.pmax.sum())
     log(
@@ -562,7 +569,7 @@ def run(folder: Path) -> int:
     )
     write_csv(folder / "prices.csv", ["hour", "price"], [[t, clean(prices[t])] for t in hours])
     message = (
-        f"{plan.status}: 24 h commitment of {units.n} units, total cost ${total_cost:,.0f} "
+        f"{plan.status}: {periods} h commitment of {units.n} units, total cost ${total_cost:,.0f} "
         f"({starts} start-ups), prices ${prices.min():.2f}-${prices.max():.2f}/MWh"
     )
     write_result(

@@ -12,6 +12,7 @@ from sandbox_kit.widgets.control import ControlPanel
 from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
+from sandbox_kit.widgets.results import ResultsView
 from sandbox_kit.widgets.upload import UploadCard
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "JobsView",
     "LogPanel",
     "ModelsView",
+    "ResultsView",
     "UploadCard",
     "dashboard",
 ]

@@ -12,10 +12,12 @@ from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
 from sandbox_kit.widgets.pump import View, close_tree
+from sandbox_kit.widgets.results import ResultsView
 from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS, gapped
 from sandbox_kit.widgets.upload import UploadCard
 
 if TYPE_CHECKING:
+    from sandbox_kit.jobs import Job
     from sandbox_kit.sandbox import Sandbox
 
 
@@ -25,15 +27,14 @@ class Dashboard(View):
     def __init__(self, sandbox: Sandbox, *, start: bool = True) -> None:
         self.sandbox = sandbox
         self.logs = LogPanel(sandbox, start=start)
-        self.control = ControlPanel(
-            sandbox, on_started=lambda job: self.logs.show_job(job.id), start=start
-        )
+        self.control = ControlPanel(sandbox, on_started=self._started, start=start)
         self.jobs = JobsView(sandbox, on_open_log=self.logs.show_job, start=start)
         self.models = ModelsView(sandbox, on_change=self._changed, start=start)
+        self.results = ResultsView(sandbox, start=start)
         self.upload = UploadCard(sandbox, on_uploaded=lambda _: self._changed())
-        self.tabs = W.Tab(children=[self.jobs, self.models])
-        self.tabs.set_title(0, "Jobs")
-        self.tabs.set_title(1, "Models")
+        self.tabs = W.Tab(children=[self.jobs, self.models, self.results])
+        for i, title in enumerate(("Jobs", "Models", "Results")):
+            self.tabs.set_title(i, title)
         self.tabs.add_class("sk-tabs")
         header = W.HTML(
             '<div class="sk-header"><h1>sandbox_kit</h1><span class="sk-sub">Run DMO, RMO and '
@@ -47,6 +48,10 @@ class Dashboard(View):
         self.add_class("sk-app")
         self.add_class("sk-gap-lg")
 
+    def _started(self, job: Job) -> None:
+        self.logs.show_job(job.id)
+        self.results.select(job.id)
+
     def _changed(self) -> None:
         self.models.pump.run_once()
         self.control.pump.run_once()
@@ -54,7 +59,7 @@ class Dashboard(View):
 
     def close(self) -> None:
         """Stop every pump and close the widgets."""
-        for view in (self.logs, self.control, self.jobs, self.models):
+        for view in (self.logs, self.control, self.jobs, self.models, self.results):
             view.close()
         close_tree(self)
 

@@ -82,9 +82,12 @@ def close_tree(widget: W.Widget) -> None:
 
 def keep_value(dropdown: W.Dropdown, options: Sequence[tuple[str, object]]) -> None:
     """Replace a dropdown's options without losing the user's choice."""
-    if [o[1] for o in options] == [o[1] for o in dropdown.options]:
+    if [tuple(o) for o in options] == [tuple(o) for o in dropdown.options]:
         return
     chosen = dropdown.value
-    dropdown.options = options  # ipywidgets selects the first option here...
-    if any(value == chosen for _, value in options):
+    dropdown.options = options  # ipywidgets selects the first option here (if any was)...
+    values = [value for _, value in options]
+    if chosen in values:
         dropdown.value = chosen  # ...so put the user's choice back
+    elif values and dropdown.value not in values:
+        dropdown.value = values[0]

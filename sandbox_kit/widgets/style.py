@@ -81,6 +81,13 @@ CSS = """
 .sk-cell { font-size: 13px; padding: 0 6px; overflow: hidden; text-overflow: ellipsis;
   white-space: nowrap; }
 .sk-mono { font-family: Menlo, Consolas, monospace; font-size: 12px; }
+.sk-metrics { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr));
+  gap: 2px 16px; margin: 8px 0; font-size: 12.5px; }
+.sk-table td { padding: 3px 8px; border-bottom: 1px solid #f0f2f5; font-size: 12px; }
+.sk-result-head { display: flex; align-items: center; gap: 10px; margin: 4px 0; }
+.sk-objective { font-size: 14px; }
+.sk-files { margin: 4px 0; padding-left: 18px; font-size: 13px; }
+.sk-diff { max-height: 300px; padding: 8px; font-size: 12px; }
 .sk-active-mark { color: #e0a800; font-size: 15px; }
 .sk-source { max-height: 420px; overflow: auto; border: 1px solid #e4e7eb; border-radius: 6px; }
 .sk-source pre { margin: 0; padding: 8px 10px; font-size: 12px; line-height: 1.45; }

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from sandbox_kit import ModelType, Sandbox
 from tests.browser.conftest import TOKEN, Server, open_dashboard
-from tests.conftest import script
+from tests.conftest import ROOT, script
 
 pytestmark = pytest.mark.browser
 
@@ -146,6 +146,7 @@ def test_7_a_request_without_the_token_is_refused(server: Server) -> None:
     for path in ("", "api/kernels", "api/sessions", "voila/render/dashboard.ipynb", "?token=bad"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             opener.open(server.base + path, timeout=10)
+        refused.value.close()  # an HTTPError holds its socket open until closed
         assert refused.value.code in (302, 403), path
         if refused.value.code == 302:
             assert "/login" in refused.value.headers["Location"], path
@@ -176,3 +177,30 @@ def test_8_a_flood_keeps_the_page_responsive_and_the_panel_bounded(
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def test_9_results_gap_chart_moves_while_the_dmo_runs_then_charts_appear(
+    page: Any, server: Server
+) -> None:
+    sb = sandbox(server)
+    sb.upload(ROOT / "models" / "examples" / "dmo.py", "DMO", name="dmo_results")
+    page.reload()
+    open_dashboard(page, server)
+    page.locator(".sk-config-DMO textarea").fill('{"days": 3}')  # a longer solve
+    page.get_by_role("tab", name="Results").click()
+    page.locator(".sk-run-DMO").click()
+    status = page.locator(".sk-status-DMO")
+    expect(status).to_contain_text("running")
+    gap = page.locator("img.sk-chart-gap")
+    seen: set[str] = set()
+    while "running" in status.inner_text():
+        if gap.count() and gap.is_visible():
+            seen.add(gap.get_attribute("src") or "")
+        time.sleep(0.1)
+    assert len(seen - {""}) >= 2, "the gap chart did not change while the job ran"
+    expect(status).to_contain_text("success")
+    expect(page.locator(".sk-result-summary")).to_contain_text("optimal")
+    expect(page.locator("img.sk-chart-dispatch")).to_be_visible()
+    expect(page.locator("img.sk-chart-prices")).to_be_visible()
+    expect(page.locator(".sk-table-preview")).to_contain_text("coal1")
+    page.locator(".sk-result-summary").scroll_into_view_if_needed()

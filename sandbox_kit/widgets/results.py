@@ -1,0 +1,357 @@
+"""The results view: what a model answered, its charts, its history, and run comparison."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import html
+import json
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from sandbox_kit import charts
+from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.humanize import duration, size, when
+from sandbox_kit.jobs import Job
+from sandbox_kit.records import JobInfo
+from sandbox_kit.widgets.pump import Pump, View, keep_value
+from sandbox_kit.widgets.style import card, gapped, set_if_changed, status_html
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sandbox_kit.sandbox import Sandbox
+
+_DOWNLOAD_MAX = 5 << 20
+_PREVIEW_ROWS = 12
+_PRICE_TABLES = ("prices", "lmp")
+
+
+class ResultsView(View):
+    """Per job: outcome, objective, metrics, charts, tables and files; per model: history;
+    and a comparison of two runs.
+
+    Args:
+        sandbox: where the jobs live.
+        period: seconds between refreshes (the gap chart follows a running job live).
+        start: start the refresh pump (tests pass False and call :meth:`refresh`).
+    """
+
+    def __init__(self, sandbox: Sandbox, *, period: float = 1.0, start: bool = True) -> None:
+        self.sandbox = sandbox
+        self.shown: str | None = None
+        self._points_seen = -1
+        self._final = False
+        self.job = W.Dropdown(
+            options=[("No runs yet", "")],
+            value="",
+            description="Run",
+            layout=W.Layout(width="480px"),
+        )
+        self.other = W.Dropdown(
+            options=[("—", "")],
+            value="",
+            description="Compare with",
+            layout=W.Layout(width="480px"),
+        )
+        for control in (self.job, self.other):
+            control.style.description_width = "95px"
+        self.summary = W.HTML()
+        self.summary.add_class("sk-result-summary")
+        self.gap = _image("sk-chart-gap")
+        self.dispatch = _image("sk-chart-dispatch")
+        self.prices = _image("sk-chart-prices")
+        self.history = _image("sk-chart-history")
+        self.table_choice = W.Dropdown(description="Table", layout=W.Layout(width="260px"))
+        self.table_choice.style.description_width = "50px"
+        self.table = W.HTML()
+        self.table.add_class("sk-table-preview")
+        self.files = W.HTML()
+        self.comparison = W.HTML()
+        self.comparison.add_class("sk-comparison")
+        self.compare_prices = _image("sk-chart-compare")
+        self.job.observe(lambda _: self.pump.run_once(), names="value")
+        self.other.observe(lambda _: self._show_comparison(), names="value")
+        self.table_choice.observe(lambda _: self._preview(), names="value")
+        charts_row = gapped(
+            W.HBox([self.gap, self.dispatch, self.prices], layout=W.Layout(flex_flow="row wrap"))
+        )
+        super().__init__(
+            [
+                card("Results", self.job, self.summary, charts_row, css="sk-results"),
+                gapped(
+                    W.HBox(
+                        [
+                            card("Tables", self.table_choice, self.table, self.files),
+                            card("History of this model", self.history),
+                        ],
+                        layout=W.Layout(align_items="flex-start"),
+                    )
+                ),
+                card("Compare two runs", self.other, self.comparison, self.compare_prices),
+            ]
+        )
+        self.pump = Pump(self.refresh, period, name="sk-results-pump", start=start)
+        self.pump.run_once()
+
+    def refresh(self) -> None:
+        """Update the run list, and the view when the run changed or is still going."""
+        jobs = self.sandbox.jobs(limit=50)
+        options = [(_label(j), j.id) for j in jobs] or [("No runs yet", "")]
+        keep_value(self.job, options)
+        keep_value(self.other, [("—", ""), *options[1:]] if jobs else [("—", "")])
+        if not self.job.value and jobs:
+            self.job.value = jobs[0].id
+            return  # the observer renders
+        if not self.job.value:
+            set_if_changed(
+                self.summary,
+                "value",
+                '<div class="sk-empty">No runs yet. Run a model to see its results here.</div>',
+            )
+            return
+        job = self.sandbox.job(self.job.value)
+        if job.id != self.shown:
+            self.shown, self._points_seen, self._final = job.id, -1, False
+        if not self._final:  # a run is drawn while it goes, and once more when it has ended
+            self._final = job.status.terminal
+            self._render(job)
+
+    def select(self, job_id: str) -> None:
+        """Show one run (e.g. after it was started from the control panel)."""
+        self.refresh()
+        if any(value == job_id for _, value in self.job.options):
+            self.job.value = job_id
+
+    def _settled(self, job: Job) -> bool:
+        # A run that just ended is drawn once more, with its result.
+        return (
+            job.info.finished_at is not None
+            and self._points_seen >= 0
+            and self.table_choice.options == ()
+        )
+
+    def _render(self, job: Job) -> None:
+        info = job.info
+        points = job.metric_points()
+        if len(points) != self._points_seen:
+            self._points_seen = len(points)
+            self.gap.value = charts.gap_chart(points, title=f"MIP gap · {info.model_type.value}")
+        has_gap = any(p.name == "mip_gap" for p in points)
+        _show(self.gap, has_gap or not info.status.terminal)  # a finished LP has no gap
+        set_if_changed(self.summary, "value", _summary_html(info, job))
+        if not info.status.terminal:
+            return
+        tables = job.tables()
+        frames = {name: _read_csv(path) for name, path in tables.items()}
+        if "dispatch" in frames:
+            self.dispatch.value = charts.dispatch_chart(
+                frames["dispatch"], title=f"Dispatch · {info.model_type.value}"
+            )
+        price = next((n for n in _PRICE_TABLES if n in frames), None)
+        if price:
+            title = "LMP by bus" if price == "lmp" else f"Prices · {info.model_type.value}"
+            self.prices.value = charts.price_chart([(info.id[-6:], frames[price])], title=title)
+        for image, present in ((self.dispatch, "dispatch" in frames), (self.prices, bool(price))):
+            set_if_changed(image.layout, "display", "block" if present else "none")
+        keep_value(self.table_choice, [(name, name) for name in tables])
+        self._preview()
+        self.files.value = _files_html(job)
+        history = self.sandbox.jobs(model_type=info.model_type, limit=200)
+        same = [j for j in history if j.model_name == info.model_name and j.objective is not None]
+        if same:
+            self.history.value = charts.history_chart(
+                same, title=f"{info.model_type.value} {info.model_name}: objective and run time"
+            )
+        _show(self.history, bool(same))
+
+    def _preview(self) -> None:
+        if not self.shown or not self.table_choice.value:
+            self.table.value = '<div class="sk-muted">No tables.</div>'
+            return
+        path = self.sandbox.job(self.shown).tables().get(self.table_choice.value)
+        if path is None:
+            return
+        frame = _read_csv(path)
+        more = f"<div class='sk-muted'>{len(frame):,} rows</div>"
+        self.table.value = (
+            frame.head(_PREVIEW_ROWS).to_html(
+                index=False, classes="sk-table", float_format="{:,.2f}".format
+            )
+            + more
+        )
+
+    def _show_comparison(self) -> None:
+        if not self.shown or not self.other.value:
+            self.comparison.value = ""
+            self.compare_prices.layout.display = "none"
+            return
+        try:
+            a, b = self.sandbox.job(self.shown), self.sandbox.job(self.other.value)
+        except SandboxKitError as exc:
+            self.comparison.value = html.escape(str(exc))
+            return
+        self.comparison.value = comparison_html(self.sandbox, a.info, b.info)
+        curves = []
+        for job in (a, b):
+            tables = job.tables()
+            name = next((n for n in _PRICE_TABLES if n in tables), None)
+            if name:
+                curves.append(
+                    (
+                        f"{job.info.model_name} v{job.info.model_version} · {job.id[-6:]}",
+                        _read_csv(tables[name]),
+                    )
+                )
+        if curves:
+            self.compare_prices.value = charts.price_chart(curves, title="Prices, overlaid")
+        self.compare_prices.layout.display = "block" if curves else "none"
+
+
+def comparison_html(sandbox: Sandbox, a: JobInfo, b: JobInfo) -> str:
+    """Config diff, source diff between the two model versions, and metric deltas."""
+    config = (
+        "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{_json(a.config.get(k))}</td>"
+            f"<td>{_json(b.config.get(k))}</td></tr>"
+            for k in sorted(set(a.config) | set(b.config))
+            if a.config.get(k) != b.config.get(k)
+        )
+        or "<tr><td colspan=3 class='sk-muted'>same config</td></tr>"
+    )
+    metrics = "".join(
+        _delta_row(k, a.metrics.get(k), b.metrics.get(k))
+        for k in sorted(set(a.metrics) | set(b.metrics))
+    )
+    objective = _delta_row("objective", a.objective, b.objective)
+    source = _source_diff(sandbox, a, b)
+    head = (
+        f"<tr><th></th><th>{html.escape(a.id)}</th><th>{html.escape(b.id)}</th>"
+        "<th>Δ (second - first)</th></tr>"
+    )
+    return (
+        f"<table class='sk-table'><tr><th>config key</th><th>{html.escape(a.id[-6:])}</th>"
+        f"<th>{html.escape(b.id[-6:])}</th></tr>{config}</table><br>"
+        f"<table class='sk-table'>{head}{objective}{metrics}</table><br>{source}"
+    )
+
+
+def _delta_row(name: str, a: float | None, b: float | None) -> str:
+    return (
+        f"<tr><td>{html.escape(name)}</td><td>{_num(a)}</td><td>{_num(b)}</td>"
+        f"<td>{_delta(a, b)}</td></tr>"
+    )
+
+
+def _source_diff(sandbox: Sandbox, a: JobInfo, b: JobInfo) -> str:
+    if a.model_sha256 == b.model_sha256:
+        return "<div class='sk-muted'>Same model source.</div>"
+    try:
+        left = sandbox.source(a.model_id or 0).splitlines()
+        right = sandbox.source(b.model_id or 0).splitlines()
+    except (SandboxKitError, OSError):
+        return "<div class='sk-muted'>A model version was deleted; no source diff.</div>"
+    diff = difflib.unified_diff(
+        left,
+        right,
+        f"{a.model_name} v{a.model_version}",
+        f"{b.model_name} v{b.model_version}",
+        lineterm="",
+        n=2,
+    )
+    lines = []
+    for line in diff:
+        colour = (
+            "#17692f" if line.startswith("+") else "#a61b0f" if line.startswith("-") else "#52606d"
+        )
+        lines.append(f"<span style='color:{colour}'>{html.escape(line)}</span>")
+    return "<pre class='sk-source sk-diff'>" + "\n".join(lines) + "</pre>"
+
+
+def _summary_html(info: JobInfo, job: Job) -> str:
+    outcome = info.outcome or ("running" if not info.status.terminal else "no result")
+    badge = status_html(_OUTCOME_STYLE.get(outcome, "idle"), outcome)
+    result = job.result() if info.status.terminal else None
+    message = html.escape(str((result or {}).get("message") or info.reason or ""))
+    metrics = "".join(
+        f"<div><span class='sk-muted'>{html.escape(k)}</span> <b>{_num(v)}</b></div>"
+        for k, v in info.metrics.items()
+    )
+    return (
+        f"<div class='sk-result-head'>{status_html(info.status.value)} {badge} "
+        f"<span class='sk-objective'>objective <b>{_num(info.objective)}</b></span> "
+        f"<span class='sk-muted'>{when(info.started_at)} · {duration(info.duration_s)}</span></div>"
+        f"<div class='sk-muted'>{message}</div>"
+        + (f"<div class='sk-metrics'>{metrics}</div>" if metrics else "")
+    )
+
+
+_DIFF_COLOURS = {"+": "#17692f", "-": "#a61b0f", "@": "#1559b4"}
+_OUTCOME_STYLE = {
+    "optimal": "success",
+    "feasible": "queued",
+    "infeasible": "failed",
+    "unbounded": "failed",
+    "time_limit": "timeout",
+    "error": "failed",
+    "running": "running",
+}
+
+
+def _files_html(job: Job) -> str:
+    links = []
+    for path in job.files():
+        data = path.read_bytes() if path.stat().st_size <= _DOWNLOAD_MAX else None
+        name = html.escape(path.name)
+        if data is None:
+            links.append(
+                f"<li>{name} ({size(path.stat().st_size)}, see {html.escape(str(path))})</li>"
+            )
+            continue
+        href = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
+        links.append(f"<li><a download='{name}' href='{href}'>{name}</a> ({size(len(data))})</li>")
+    return "<div class='sk-card-title'>Files</div><ul class='sk-files'>" + "".join(links) + "</ul>"
+
+
+def _label(info: JobInfo) -> str:
+    outcome = f" · {info.outcome}" if info.outcome else ""
+    return (
+        f"{info.model_type.value} · {info.model_name} v{info.model_version} · "
+        f"{when(info.created_at)} · {info.status.value}{outcome} · {info.id[-6:]}"
+    )
+
+
+def _read_csv(path: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _image(css: str) -> W.Image:
+    image = W.Image(format="png", layout=W.Layout(width="440px", display="none"))
+    image.add_class(css)
+    image.observe(lambda change: _show(image, bool(change["new"])), names="value")
+    return image
+
+
+def _show(widget: W.Widget, visible: bool) -> None:
+    set_if_changed(widget.layout, "display", "block" if visible else "none")
+
+
+def _json(value: Any) -> str:
+    return html.escape(json.dumps(value)) if value is not None else "—"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.6g}" if abs(value) < 1e4 else f"{value:,.2f}"
+
+
+def _delta(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return "—"
+    change = b - a
+    pct = f" ({100 * change / a:+.2f}%)" if a else ""
+    return f"{change:+,.6g}{pct}"
