@@ -19,6 +19,7 @@ from sandbox_kit.widgets.style import (
     set_if_changed,
     status_html,
 )
+from sandbox_kit.widgets.table import Table, cells_html
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -39,9 +40,8 @@ class JobRow(W.HBox):  # type: ignore[misc]
     def __init__(self, view: JobsView) -> None:
         self.view = view
         self.info: JobInfo | None = None
-        self.cells = [W.HTML(layout=W.Layout(width=w)) for _, w in _COLUMNS]
-        for cell in self.cells:
-            cell.add_class("sk-cell")
+        self.cells = W.HTML()
+        self.cells.add_class("sk-cells-box")
         self.log_button = W.Button(
             description="Log", icon="align-left", layout=W.Layout(width="70px")
         )
@@ -53,7 +53,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
         self.log_button.on_click(lambda _: self.info and view.open_log(self.info.id))
         self.cancel.on_click(lambda _: self.info and view.cancel(self.info.id))
         self.rerun.on_click(lambda _: self.info and view.rerun(self.info))
-        super().__init__([*self.cells, self.log_button, self.cancel, self.rerun])
+        super().__init__([self.cells, self.log_button, self.cancel, self.rerun])
         self.add_class("sk-row")
         self.add_class("sk-job-row")
         self.layout = W.Layout(display="none", align_items="center")
@@ -75,8 +75,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
             duration(info.duration_s),
             html.escape(exit_text),
         ]
-        for cell, value in zip(self.cells, values, strict=True):
-            set_if_changed(cell, "value", value)
+        set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))
         set_if_changed(self.cancel, "disabled", info.status.terminal)
         set_if_changed(self.rerun, "disabled", info.model_id is None)
         set_if_changed(self.layout, "display", "flex")
@@ -129,14 +128,10 @@ class JobsView(View):
         self.empty = W.HTML(
             '<div class="sk-empty">No jobs yet. Run a model from the control panel.</div>'
         )
-        header = W.HBox(
-            [W.HTML(f"<b>{name}</b>", layout=W.Layout(width=w)) for name, w in _COLUMNS],
-        )
-        header.add_class("sk-row")
-        self.rows = [JobRow(self) for _ in range(rows)]
+        self.table = Table(_COLUMNS, lambda: JobRow(self), rows)
         filters = gapped(W.HBox([self.type_filter, self.status_filter, self.model_filter]))
         super().__init__(
-            [card("Jobs", filters, self.message, header, *self.rows, self.empty, css="sk-jobs")]
+            [card("Jobs", filters, self.message, self.table, self.empty, css="sk-jobs")]
         )
         self.pump = Pump(self.refresh, period, name="sk-jobs-pump", start=start)
         self.pump.run_once()
@@ -152,10 +147,9 @@ class JobsView(View):
             model_type=self.type_filter.value or None,
             status=self.status_filter.value or None,
             model=self.model_filter.value or None,
-            limit=len(self.rows),
+            limit=self.table.limit,
         )
-        for i, row in enumerate(self.rows):
-            row.show(jobs[i] if i < len(jobs) else None)
+        self.table.show(jobs)
         set_if_changed(self.empty.layout, "display", "none" if jobs else "block")
 
     def open_log(self, job_id: str) -> None:

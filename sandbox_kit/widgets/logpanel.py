@@ -33,7 +33,7 @@ EMPTY = "No logs yet. Run a model to see live logs."
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 _SHOWN_CHARS = 2000  # per line on screen; the file keeps the whole line
-_READ_PER_TICK = 1 << 20  # bytes per job per tick: the panel only shows a tail anyway
+_READ_PER_TICK = 256 << 10  # bytes per job per tick: the panel only shows a tail anyway
 _DOWNLOAD_MAX = 20 << 20
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
 

@@ -13,6 +13,7 @@ from sandbox_kit.humanize import size, when
 from sandbox_kit.records import Model, ModelType
 from sandbox_kit.widgets.pump import Pump, View
 from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed
+from sandbox_kit.widgets.table import Table, cells_html
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -35,9 +36,8 @@ class ModelRow(W.HBox):  # type: ignore[misc]
 
     def __init__(self, view: ModelsView) -> None:
         self.model: Model | None = None
-        self.cells = [W.HTML(layout=W.Layout(width=w)) for _, w in _COLUMNS]
-        for cell in self.cells:
-            cell.add_class("sk-cell")
+        self.cells = W.HTML()
+        self.cells.add_class("sk-cells-box")
         small = W.Layout(width="86px")
         self.activate = W.Button(description="Activate", icon="star", layout=small)
         self.archive = W.Button(description="Archive", icon="archive", layout=small)
@@ -54,7 +54,7 @@ class ModelRow(W.HBox):  # type: ignore[misc]
         self.archive.on_click(lambda _: self.model and view.archive_or_restore(self.model))
         self.delete.on_click(lambda _: self.model and view.ask_delete(self.model))
         self.source.on_click(lambda _: self.model and view.show_source(self.model))
-        super().__init__([*self.cells, self.activate, self.archive, self.delete, self.source])
+        super().__init__([self.cells, self.activate, self.archive, self.delete, self.source])
         self.add_class("sk-row")
         self.add_class("sk-model-row")
         self.layout = W.Layout(display="none", align_items="center")
@@ -77,8 +77,7 @@ class ModelRow(W.HBox):  # type: ignore[misc]
             when(model.created_at),
             f'<span title="{_attr(model.description)}">{html.escape(model.description)}</span>',
         ]
-        for cell, value in zip(self.cells, values, strict=True):
-            set_if_changed(cell, "value", value)
+        set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))
         archived = model.status.value == "archived"
         set_if_changed(self.activate, "disabled", model.active or archived)
         set_if_changed(self.archive, "description", "Restore" if archived else "Archive")
@@ -131,9 +130,7 @@ class ModelsView(View):
         self.source_view = W.HTML()
         self.source_view.add_class("sk-source-view")
         self.empty = W.HTML('<div class="sk-empty">No models yet. Upload one to get started.</div>')
-        header = W.HBox([W.HTML(f"<b>{n}</b>", layout=W.Layout(width=w)) for n, w in _COLUMNS])
-        header.add_class("sk-row")
-        self.rows = [ModelRow(self) for _ in range(rows)]
+        self.table = Table(_COLUMNS, lambda: ModelRow(self), rows)
         super().__init__(
             [
                 card(
@@ -141,8 +138,7 @@ class ModelsView(View):
                     self.type_filter,
                     self.message,
                     self.confirm_bar,
-                    header,
-                    *self.rows,
+                    self.table,
                     self.empty,
                     self.source_view,
                     css="sk-models",
@@ -155,8 +151,7 @@ class ModelsView(View):
     def refresh(self) -> None:
         """Re-read the model list."""
         models = self.sandbox.models(self.type_filter.value or None)
-        for i, row in enumerate(self.rows):
-            row.show(models[i] if i < len(models) else None)
+        self.table.show(models)
         set_if_changed(self.empty.layout, "display", "none" if models else "block")
 
     def activate(self, model: Model) -> None:

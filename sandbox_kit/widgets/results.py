@@ -14,7 +14,9 @@ from sandbox_kit import charts
 from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.humanize import duration, size, when
 from sandbox_kit.jobs import Job
-from sandbox_kit.records import JobInfo
+from sandbox_kit.logs import LogTail
+from sandbox_kit.records import JobInfo, LogLine
+from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
 from sandbox_kit.widgets.pump import Pump, View, keep_value
 from sandbox_kit.widgets.style import card, gapped, set_if_changed, status_html
 
@@ -43,6 +45,8 @@ class ResultsView(View):
         self.shown: str | None = None
         self._points_seen = -1
         self._final = False
+        self._tail = LogTail("")
+        self._points: list[MetricPoint] = []
         self.job = W.Dropdown(
             options=[("No runs yet", "")],
             value="",
@@ -93,7 +97,8 @@ class ResultsView(View):
             ]
         )
         self.pump = Pump(self.refresh, period, name="sk-results-pump", start=start)
-        self.pump.run_once()
+        if not start:  # live, the first draw happens on the pump, after the page is up
+            self.pump.run_once()
 
     def refresh(self) -> None:
         """Update the run list, and the view when the run changed or is still going."""
@@ -114,6 +119,7 @@ class ResultsView(View):
         job = self.sandbox.job(self.job.value)
         if job.id != self.shown:
             self.shown, self._points_seen, self._final = job.id, -1, False
+            self._tail, self._points = LogTail(job.info.log_path), []
         if not self._final:  # a run is drawn while it goes, and once more when it has ended
             self._final = job.status.terminal
             self._render(job)
@@ -134,7 +140,10 @@ class ResultsView(View):
 
     def _render(self, job: Job) -> None:
         info = job.info
-        points = job.metric_points()
+        # Incremental: a running job's log is read once, whatever its length.
+        lines = [item for item in self._tail.read() if isinstance(item, LogLine)]
+        self._points.extend(metrics_from_lines(lines))
+        points = self._points
         if len(points) != self._points_seen:
             self._points_seen = len(points)
             self.gap.value = charts.gap_chart(points, title=f"MIP gap · {info.model_type.value}")

@@ -78,8 +78,9 @@ CSS = """
 .sk-table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .sk-table th { text-align: left; color: #616e7c; font-weight: 600; font-size: 12px;
   border-bottom: 1px solid #e4e7eb; padding: 6px 8px; }
-.sk-cell { font-size: 13px; padding: 0 6px; overflow: hidden; text-overflow: ellipsis;
-  white-space: nowrap; }
+.sk-cells { display: flex; align-items: center; }
+.sk-cell { display: inline-block; flex: none; font-size: 13px; padding: 0 6px; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }
 .sk-mono { font-family: Menlo, Consolas, monospace; font-size: 12px; }
 .sk-metrics { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr));
   gap: 2px 16px; margin: 8px 0; font-size: 12.5px; }
