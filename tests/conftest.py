@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -131,3 +132,15 @@ def cli(
         input=stdin,
         check=False,
     )
+
+
+def job_processes(job_id: str) -> list[psutil.Process]:
+    """Every live process that carries this job's id in its environment."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("JOB_ID") == job_id and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

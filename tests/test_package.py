@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import sandbox_kit
+from tests.conftest import ROOT
 
 PACKAGE = Path(sandbox_kit.__file__).resolve().parent
 MODULES = sorted(
@@ -94,3 +96,39 @@ def test_light_import_check_can_fail() -> None:
 def test_py_typed_exists() -> None:
     marker = PACKAGE / "py.typed"
     assert marker.is_file()
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    """``name`` (normalised, extras dropped) and the version specifier of a requirement."""
+    match = re.match(r"\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)", text)
+    assert match is not None, text
+    return match.group(1).lower().replace("_", "-"), match.group(3).replace(" ", "")
+
+
+def test_environment_yml_lists_the_same_runtime_dependencies() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(_requirement(r) for r in project["dependencies"])
+    listed: dict[str, str] = {}
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("dependencies:", 1)[1].splitlines():
+        item = re.match(r"  - ([^#]+)$", line)  # top-level conda dependencies only
+        if item and not item.group(1).startswith(("python", "pip")):
+            name, spec = _requirement(item.group(1))
+            listed[name] = spec
+    assert listed == wanted
+
+
+def test_widget_classes_do_not_shadow_ipywidgets_attributes() -> None:
+    # A view that names an attribute `log`, `layout` or a method `_compare` breaks ipywidgets
+    # (seen: `log` is the widget's logger trait, `_compare` its trait comparison).
+    import ipywidgets as W
+
+    taken = set(dir(W.VBox())) - {"close", "__init__", "layout", "children"}
+    for path in sorted((ROOT / "sandbox_kit" / "widgets").glob("*.py")):
+        source = path.read_text()
+        mine = set(re.findall(r"self\.(\w+)\s*[:=]", source))
+        mine |= set(re.findall(r"    def (\w+)\(self", source))
+        assert not mine & taken, f"{path.name}: {sorted(mine & taken)}"
+    W.Widget.close_all()

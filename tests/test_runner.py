@@ -15,7 +15,7 @@ import pytest
 
 from sandbox_kit import Job, JobStatus, Limits, RunError, Sandbox, Settings, ValidationError
 from sandbox_kit.db import JobRow
-from tests.conftest import script
+from tests.conftest import job_processes, script
 
 
 def upload(sb: Sandbox, name: str, model_type: str = "DMO") -> int:
@@ -28,18 +28,6 @@ def run(sb: Sandbox, name: str, **kwargs: object) -> Job:
 
 def texts(job: Job) -> list[str]:
     return [line.text for line in job.logs()]
-
-
-def job_processes(job_id: str) -> list[psutil.Process]:
-    """Every live process that carries this job's id in its environment."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("JOB_ID") == job_id and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def assert_no_process_left(job: Job) -> None:

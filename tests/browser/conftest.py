@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from sandbox_kit import Sandbox
 from sandbox_kit.serve import NOTEBOOK, voila_command
@@ -26,6 +27,9 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 TOKEN = "browser-test-token"
 
 pytestmark = pytest.mark.browser
+
+# A loaded 2-core machine renders slowly: give assertions time (they return as soon as met).
+expect.set_options(timeout=30_000)
 
 
 @dataclass
