@@ -206,3 +206,19 @@ def test_10_a_file_over_the_limit_gets_a_message_not_a_dead_socket(
     page.get_by_role("tab", name="Models").click()
     expect(page.locator(".sk-models")).to_be_visible()
     assert not list((server.home / "models").glob("*huge*"))
+
+
+def test_11_rmo_and_so_run_from_the_dashboard_to_optimal(page: Any, server: Server) -> None:
+    sb = sandbox(server)
+    for name, kind in (("rmo.py", "RMO"), ("so.py", "SO")):
+        sb.upload(ROOT / "models" / "examples" / name, kind)
+    page.reload()
+    open_dashboard(page, server)
+    page.get_by_role("tab", name="Results").click()
+    for kind in ("RMO", "SO"):
+        page.locator(f".sk-config-{kind} textarea").fill("{}")
+        page.locator(f".sk-run-{kind}").click()
+        expect(page.locator(f".sk-status-{kind}")).to_contain_text("success")
+        expect(page.locator(".sk-result-summary")).to_contain_text("optimal")
+        expect(page.locator("img.sk-chart-prices")).to_be_visible()
+    assert {j.outcome for j in sb.jobs(limit=2)} == {"optimal"}
