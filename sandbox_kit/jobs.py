@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _FILE_POLL_S = 0.02
 _STATUS_POLL_S = 0.25
+_CHUNK = 1 << 20  # bytes of log parsed at a time, so a huge backlog costs bounded memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +170,14 @@ class Job:
                 announced = True
                 yield Event("started", self.info)
             terminal = self.status.terminal
-            for item in tail.read():
+            items = tail.read(_CHUNK)
+            for item in items:
                 if isinstance(item, LogLine):
                     yield Event("log", self.info, line=item)
                 else:
                     yield Event("progress", self.info, progress=item)
+            if items:
+                continue  # more may be waiting: a long backlog is read in bounded chunks
             if terminal:
                 # The supervisor closes the log before it records the end: all lines are in.
                 yield Event(_TERMINAL_EVENT[self.status], self.info)

@@ -184,17 +184,20 @@ class LogTail:
         self._offset = 0
         self._progress: dict[bytes, str] = {}  # per stream: the line being redrawn
 
-    def read(self, max_bytes: int | None = None) -> list[LogLine | Progress]:
-        """Everything complete since the last call, in order.
+    def read(self, max_bytes: int | None = None, *, skip: bool = False) -> list[LogLine | Progress]:
+        """What is complete since the last call, in order.
 
         Args:
-            max_bytes: a viewer that only shows a bounded tail passes this; when more is
-                waiting, the older part is skipped (a follower that needs every line passes
-                nothing).
+            max_bytes: read at most about this much (at least one whole record); call again
+                for the rest. Bounds the memory a long backlog costs.
+            skip: when more than ``max_bytes`` is waiting, jump to the newest part (a viewer
+                that only shows a bounded tail; a follower that needs every line keeps False).
         """
+        if max_bytes is not None:
+            max_bytes = max(max_bytes, 2 * LINE_MAX)  # room for one whole record
         try:
             with open(self.path, "rb") as fh:
-                if max_bytes is not None:
+                if max_bytes is not None and skip:
                     size = fh.seek(0, os.SEEK_END)
                     if size - self._offset > max_bytes:
                         fh.seek(size - max_bytes)

@@ -206,7 +206,7 @@ class LogPanel(View):
 
     def _read(self, job_id: str, attached: _Attached) -> None:
         ended = attached.info.status.terminal  # read before the file: no line can be missed
-        items = attached.tail.read(max_bytes=_READ_PER_TICK)
+        items = attached.tail.read(max_bytes=_READ_PER_TICK, skip=True)
         kind = attached.info.model_type.value
         for item in items:
             if isinstance(item, Progress):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
 
 _DOWNLOAD_MAX = 5 << 20
+_CHUNK, _CHUNKS_PER_TICK = 1 << 20, 16
 _PREVIEW_ROWS = 12
 _PRICE_TABLES = ("prices", "lmp")
 
@@ -140,9 +141,13 @@ class ResultsView(View):
 
     def _render(self, job: Job) -> None:
         info = job.info
-        # Incremental: a running job's log is read once, whatever its length.
-        lines = [item for item in self._tail.read() if isinstance(item, LogLine)]
-        self._points.extend(metrics_from_lines(lines))
+        # Incremental and in bounded chunks: a log is read once, whatever its length.
+        for _ in range(_CHUNKS_PER_TICK):
+            items = self._tail.read(_CHUNK)
+            if not items:
+                break
+            lines = [item for item in items if isinstance(item, LogLine)]
+            self._points.extend(metrics_from_lines(lines))
         points = self._points
         if len(points) != self._points_seen:
             self._points_seen = len(points)
