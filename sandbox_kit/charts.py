@@ -37,7 +37,7 @@ def dispatch_chart(table: pd.DataFrame, *, title: str = "Dispatch") -> bytes:
                      colors=_COLORS[: len(units)] * 3, alpha=0.9)  # fmt: skip
         ax.set_xlabel(x_name)
         ax.set_ylabel("MW")
-        ax.legend(loc="upper left", fontsize=7, ncols=2, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     ax.set_title(title)
     return _png(fig)
 
@@ -86,6 +86,8 @@ def gap_chart(points: Iterable[MetricPoint], *, title: str = "MIP gap") -> bytes
 
 def history_chart(jobs: Sequence[JobInfo], *, title: str) -> bytes:
     """Objective and run time of a model's runs, coloured by version."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, (top, bottom) = _figure(rows=2, height=3.8)
     runs = [j for j in reversed(jobs) if j.objective is not None]
     versions = sorted({j.model_version for j in runs})
@@ -98,6 +100,7 @@ def history_chart(jobs: Sequence[JobInfo], *, title: str) -> bytes:
     top.set_ylabel("objective")
     bottom.set_ylabel("run time (s)")
     bottom.set_xlabel("run")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     top.set_title(title)
     if versions:
         top.legend(fontsize=8, frameon=False)

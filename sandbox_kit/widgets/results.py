@@ -191,7 +191,7 @@ class ResultsView(View):
         more = f"<div class='sk-muted'>{len(frame):,} rows</div>"
         self.table.value = (
             frame.head(_PREVIEW_ROWS).to_html(
-                index=False, classes="sk-table", float_format="{:,.2f}".format
+                index=False, border=0, classes="sk-table", float_format="{:,.2f}".format
             )
             + more
         )
@@ -343,7 +343,7 @@ def _read_csv(path: Any) -> pd.DataFrame:
 
 
 def _image(css: str) -> W.Image:
-    image = W.Image(format="png", layout=W.Layout(width="440px", display="none"))
+    image = W.Image(format="png", layout=W.Layout(width="420px", display="none"))
     image.add_class(css)
     image.observe(lambda change: _show(image, bool(change["new"])), names="value")
     return image
