@@ -80,7 +80,8 @@ def main() -> None:
         nbformat.v4.new_notebook(
             cells=[
                 nbformat.v4.new_code_cell(
-                    "import ipywidgets as W\nb = W.Button(description='Run')\nb.add_class('bare-run')\nb"
+                    "import ipywidgets as W\n"
+                    "b = W.Button(description='Run')\nb.add_class('bare-run')\nb"
                 )
             ]
         ),

@@ -101,7 +101,7 @@ def submit(
         "kill_grace_s": settings.kill_grace_s,
         "heartbeat_s": settings.heartbeat_s,
         "home": str(paths.home),
-        "queue": _queue_spec(settings),
+        "queue": queue_spec(settings),
     }
     result_dir.mkdir(parents=True)
     with db.write() as s:
@@ -125,7 +125,7 @@ def submit(
                 spec=json.dumps(spec),
             )
         )
-    dispatch(db, _queue_spec(settings))
+    dispatch(db, queue_spec(settings))
     return job_id
 
 
@@ -322,7 +322,8 @@ def _model_env(
     return env
 
 
-def _queue_spec(settings: Settings) -> dict[str, Any]:
+def queue_spec(settings: Settings) -> dict[str, Any]:
+    """The queue limits a dispatcher needs, as plain data (they travel in the run spec)."""
     return {"max_running": settings.max_running, "per_type": dict(settings.max_running_per_type)}
 
 

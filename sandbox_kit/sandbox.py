@@ -182,6 +182,8 @@ class Sandbox:
         limit: int = 100,
     ) -> list[JobInfo]:
         """Job records, newest first."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, not {limit}")
         self._maybe_reconcile()
         return self.jobstore.list(
             model_type=None if model_type is None else _model_type(model_type),
@@ -214,7 +216,7 @@ class Sandbox:
             self.reconcile()
 
     def _queue(self) -> dict[str, Any]:
-        return launcher._queue_spec(self.settings)
+        return launcher.queue_spec(self.settings)
 
     def _runnable(self, model: int | str | ModelType) -> Model:
         if isinstance(model, int) or (isinstance(model, str) and model.isdigit()):

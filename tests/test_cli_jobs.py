@@ -154,3 +154,8 @@ def test_run_without_active_model_is_a_clear_error(home: Path) -> None:
     out = cli("run", "RMO", home=home)
     assert out.returncode == 1
     assert out.stderr.strip() == "Error: no active RMO model; upload one or activate a version"
+
+
+def test_jobs_limit_must_be_positive(home: Path) -> None:
+    out = cli("jobs", "--limit", "0", home=home)
+    assert out.returncode == 1 and out.stderr.strip() == "Error: limit must be at least 1, not 0"
