@@ -804,3 +804,14 @@ def test_jobs_model_filter_survives_a_new_model(lite: Sandbox) -> None:
     tick.join(timeout=3)
     assert not tick.is_alive(), "pump.run_once hung (the thread stays blocked)"
     assert view.model_filter.value == model.id
+
+
+def test_uploading_identical_content_says_it_is_already_stored(lite: Sandbox) -> None:
+    card = UploadCard(lite)
+    choose(card, "same.py", b"print('same')\n")
+    card.button.click()
+    assert "Stored DMO model same v1" in card.message.value
+    choose(card, "same.py", b"print('same')\n")
+    card.button.click()
+    assert "Already stored: DMO model same v1" in card.message.value
+    assert len(lite.models()) == 1

@@ -27,7 +27,7 @@ _COLUMNS = (
     ("Size", "70px"),
     ("SHA-256", "110px"),
     ("Created", "150px"),
-    ("Description", "220px"),
+    ("Description", "180px"),
 )
 
 
@@ -38,7 +38,7 @@ class ModelRow(W.HBox):  # type: ignore[misc]
         self.model: Model | None = None
         self.cells = W.HTML()
         self.cells.add_class("sk-cells-box")
-        small = W.Layout(width="86px")
+        small = W.Layout(width="98px")
         self.activate = W.Button(description="Activate", icon="star", layout=small)
         self.archive = W.Button(description="Archive", icon="archive", layout=small)
         self.delete = W.Button(description="Delete", icon="trash", layout=small)

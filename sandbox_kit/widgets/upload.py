@@ -101,6 +101,7 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         self.button.disabled = True
         self.button.description = "Uploading…"
         self.button.icon = "spinner"
+        known = {m.id for m in self.sandbox.models(self.model_type.value)}
         try:
             model = self.sandbox.upload(
                 bytes(chosen.content),
@@ -118,11 +119,14 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             self.button.description = "Upload"
             self.button.icon = "upload"
         state = "active" if model.active else model.status.value
-        self.message.value = message_html(
-            "ok",
-            f"Stored {model.model_type.value} model {model.name} v{model.version} "
-            f"(id {model.id}, {state}).",
+        what = (
+            f"{model.model_type.value} model {model.name} v{model.version} (id {model.id}, {state})"
         )
+        if model.id in known:  # identical content: the registry returned the stored version
+            text = f"Already stored: {what}; no new version was made."
+        else:
+            text = f"Stored {what}."
+        self.message.value = message_html("ok", text)
         self._reset()
         if self.on_uploaded is not None:
             self.on_uploaded(model)
