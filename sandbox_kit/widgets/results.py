@@ -131,14 +131,6 @@ class ResultsView(View):
         if any(value == job_id for _, value in self.job.options):
             self.job.value = job_id
 
-    def _settled(self, job: Job) -> bool:
-        # A run that just ended is drawn once more, with its result.
-        return (
-            job.info.finished_at is not None
-            and self._points_seen >= 0
-            and self.table_choice.options == ()
-        )
-
     def _render(self, job: Job) -> None:
         info = job.info
         # Incremental and in bounded chunks: a log is read once, whatever its length.
