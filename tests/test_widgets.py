@@ -815,3 +815,26 @@ def test_uploading_identical_content_says_it_is_already_stored(lite: Sandbox) ->
     card.button.click()
     assert "Already stored: DMO model same v1" in card.message.value
     assert len(lite.models()) == 1
+
+
+def test_results_view_shows_outcome_charts_tables_and_a_comparison(lite: Sandbox) -> None:
+    from sandbox_kit.widgets.results import ResultsView
+    from tests.conftest import ROOT
+
+    lite.upload(ROOT / "models" / "examples" / "so.py", "SO")
+    first = lite.run("SO")
+    first.wait(timeout=60)
+    second = lite.run("SO", config={"line_limit_scale": 10})
+    second.wait(timeout=60)
+    view = ResultsView(lite, start=False)
+    assert view.job.value == second.id  # the newest run is shown
+    assert "optimal" in view.summary.value and "objective" in view.summary.value
+    assert bytes(view.prices.value).startswith(b"\x89PNG") and view.prices.layout.display == "block"
+    assert bytes(view.dispatch.value).startswith(b"\x89PNG")
+    assert view.gap.layout.display == "none"  # an LP reports no MIP gap
+    assert {"lmp", "flows", "dispatch"} <= {value for _, value in view.table_choice.options}
+    assert "<table" in view.table.value and "data:application/octet-stream" in view.files.value
+    view.other.value = first.id
+    assert "line_limit_scale" in view.comparison.value  # config diff
+    assert "objective" in view.comparison.value and "Same model source" in view.comparison.value
+    assert bytes(view.compare_prices.value).startswith(b"\x89PNG")
