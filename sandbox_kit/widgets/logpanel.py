@@ -135,26 +135,31 @@ class LogPanel(View):
 
     def attach(self, job_id: str) -> None:
         """Follow a job's log from its first line (no-op if already followed)."""
-        if job_id in self.jobs:
-            return
-        info = self.sandbox.job_info(job_id)
-        self.jobs[job_id] = _Attached(info, LogTail(info.log_path))
-        label = f"{info.model_type.value} · {info.model_name} v{info.model_version} · {job_id[-6:]}"
-        keep_value(self.job, [*self.job.options, (label, job_id)])
-        self._dirty = True
+        with self.pump.locked():  # the pump thread iterates self.jobs
+            if job_id in self.jobs:
+                return
+            info = self.sandbox.job_info(job_id)
+            self.jobs[job_id] = _Attached(info, LogTail(info.log_path))
+            label = (
+                f"{info.model_type.value} · {info.model_name} v{info.model_version} · {job_id[-6:]}"
+            )
+            keep_value(self.job, [*self.job.options, (label, job_id)])
+            self._dirty = True
 
     def show_job(self, job_id: str) -> None:
         """Open one job's log (from the jobs view): follow it and filter the panel to it."""
-        self.attach(job_id)
-        self.job.value = job_id
-        self.pump.run_once()
+        with self.pump.locked():
+            self.attach(job_id)
+            self.job.value = job_id
+            self.pump.run_once()
 
     def clear(self) -> None:
         """Empty the panel; lines that arrive later still show."""
-        self.entries.clear()
-        self._cleared_at = self._total()
-        self._dirty = True
-        self._render()
+        with self.pump.locked():
+            self.entries.clear()
+            self._cleared_at = self._total()
+            self._dirty = True
+            self._render()
 
     def prepare_download(self) -> None:
         """Offer the full log of the selected (or latest) job as a download link."""
@@ -231,8 +236,9 @@ class LogPanel(View):
             self._dirty = True
 
     def _filters_changed(self, _change: object) -> None:
-        self._dirty = True
-        self._render()
+        with self.pump.locked():
+            self._dirty = True
+            self._render()
 
     def _render(self) -> None:
         progress = [

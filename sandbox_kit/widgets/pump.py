@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import ipywidgets as W
 
@@ -45,6 +46,11 @@ class Pump:
                 self._tick()
             except Exception:  # a view must survive a failed refresh (DB hiccup, bad file)
                 log.exception("refresh failed")
+
+    def locked(self) -> AbstractContextManager[bool]:
+        """The lock ticks run under: hold it to change a view's state from a click handler,
+        so a click and the pump thread never interleave (``with view.pump.locked(): ...``)."""
+        return self._lock
 
     def stop(self) -> None:
         """Stop ticking (the thread ends within one period)."""

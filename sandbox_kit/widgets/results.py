@@ -6,6 +6,7 @@ import base64
 import difflib
 import html
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -77,8 +78,8 @@ class ResultsView(View):
         self.comparison.add_class("sk-comparison")
         self.compare_prices = _image("sk-chart-compare")
         self.job.observe(lambda _: self.pump.run_once(), names="value")
-        self.other.observe(lambda _: self._show_comparison(), names="value")
-        self.table_choice.observe(lambda _: self._preview(), names="value")
+        self.other.observe(lambda _: self._locked(self._show_comparison), names="value")
+        self.table_choice.observe(lambda _: self._locked(self._preview), names="value")
         charts_row = gapped(
             W.HBox([self.gap, self.dispatch, self.prices], layout=W.Layout(flex_flow="row wrap"))
         )
@@ -122,14 +123,19 @@ class ResultsView(View):
             self.shown, self._points_seen, self._final = job.id, -1, False
             self._tail, self._points = LogTail(job.info.log_path), []
         if not self._final:  # a run is drawn while it goes, and once more when it has ended
-            self._final = job.status.terminal
             self._render(job)
+            self._final = job.status.terminal  # after a render that did not raise
 
     def select(self, job_id: str) -> None:
         """Show one run (e.g. after it was started from the control panel)."""
-        self.refresh()
-        if any(value == job_id for _, value in self.job.options):
-            self.job.value = job_id
+        with self.pump.locked():
+            self.refresh()
+            if any(value == job_id for _, value in self.job.options):
+                self.job.value = job_id
+
+    def _locked(self, action: Callable[[], None]) -> None:
+        with self.pump.locked():
+            action()
 
     def _render(self, job: Job) -> None:
         info = job.info
