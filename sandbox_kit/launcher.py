@@ -167,7 +167,7 @@ def dispatch(db: Database, queue: dict[str, Any]) -> list[str]:
     return [job_id for job_id, _ in claimed]
 
 
-def cancel(db: Database, job_id: str, queue: dict[str, Any]) -> None:
+def cancel(db: Database, job_id: str) -> None:
     """Stop a job: a queued one never starts, a running one's tree is killed, a finished one
     is left alone."""
     with db.write() as s:
@@ -192,7 +192,7 @@ def cancel(db: Database, job_id: str, queue: dict[str, Any]) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
-def reconcile(db: Database, *, lost_after_s: float, queue: dict[str, Any]) -> list[str]:
+def reconcile(db: Database, *, lost_after_s: float) -> list[str]:
     """Mark ``lost`` the running jobs whose supervisor is gone; returns their ids.
 
     A job is lost when its heartbeat is older than ``lost_after_s`` and its supervisor's pid is
@@ -231,9 +231,7 @@ def reconcile(db: Database, *, lost_after_s: float, queue: dict[str, Any]) -> li
             lost.append(job_id)
             if job_host in (None, host):
                 _kill_orphans(job_id)
-    if lost:
-        dispatch(db, queue)
-    return lost
+    return lost  # the caller dispatches: freed slots and orphaned queued jobs alike
 
 
 def _kill_orphans(job_id: str) -> None:
@@ -352,11 +350,9 @@ def _create_time(pid: int) -> float | None:
 
 def _same_process(pid: int, started: float | None) -> bool:
     """True when ``pid`` is alive and is the process that started at ``started``."""
-    created = _create_time(pid)
-    if created is None:
-        return False
     try:
-        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        created, zombie = proc.create_time(), proc.status() == psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
     return not zombie and (started is None or abs(created - started) < 0.5)

@@ -195,15 +195,15 @@ class Sandbox:
     def cancel(self, job_id: str) -> None:
         """Stop a job and its whole process tree; a queued job never starts; a finished job
         is left as it is."""
-        launcher.cancel(self.db, job_id, self._queue())
-        launcher.dispatch(self.db, self._queue())
+        # No dispatch here: a queued job held no slot, and a running one's supervisor starts
+        # the next queued jobs once the tree is really gone.
+        launcher.cancel(self.db, job_id)
 
     def reconcile(self) -> list[str]:
         """Mark ``lost`` the jobs whose supervisor died, start queued jobs; returns lost ids."""
         self._last_reconcile = time.monotonic()
-        lost = launcher.reconcile(
-            self.db, lost_after_s=self.settings.lost_after_s, queue=self._queue()
-        )
+        lost = launcher.reconcile(self.db, lost_after_s=self.settings.lost_after_s)
+        # Also starts queued jobs left behind by a process that exited before a slot freed.
         launcher.dispatch(self.db, self._queue())
         return lost
 

@@ -401,7 +401,7 @@ def test_a_dead_supervisor_makes_the_job_lost(lite: Sandbox) -> None:
     job = run(lite, "hang.py")
     wait_for_line(job, "hanging")
     deadline = time.monotonic() + 10
-    while lite.jobstore.db and _supervisor_pid(lite, job.id) is None:
+    while _supervisor_pid(lite, job.id) is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(_supervisor_pid(lite, job.id) or 0, signal.SIGKILL)

@@ -135,10 +135,10 @@ class ControlPanel(View):
 
     def refresh(self) -> None:
         """Read active models and latest jobs and update every row."""
+        active = {m.model_type: m.label for m in self.sandbox.models(status="active")}
         for kind, row in self.rows.items():
-            active = self.sandbox.active_model(kind)
             latest = self.sandbox.jobs(model_type=kind, limit=1)
-            row.show(active.label if active else None, latest[0] if latest else None)
+            row.show(active.get(kind), latest[0] if latest else None)
 
     def run(self, model_type: ModelType) -> Job | None:
         """Run a type's active model with the row's config (what its Run button does)."""
