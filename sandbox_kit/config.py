@@ -53,6 +53,16 @@ class Settings:
         kill_grace_s: seconds between SIGTERM and SIGKILL when stopping a job.
         heartbeat_s: how often a supervisor proves it is alive.
         lost_after_s: heartbeat age after which a job whose supervisor is gone is ``lost``.
+        result_max_bytes: largest ``result.json`` read (1 MiB); a larger one is not read and
+            the job's outcome is ``error`` (``SANDBOX_RESULT_MAX_MB``).
+        max_metrics: metric names a job keeps from its result (200; ``SANDBOX_MAX_METRICS``).
+        preview_rows: rows of a table read for its preview in the dashboard (200;
+            ``SANDBOX_PREVIEW_ROWS``).
+        inline_max_bytes: file bytes one dashboard view embeds as download links, in total
+            (20 MiB; ``SANDBOX_INLINE_MAX_MB``); past it the page shows a command instead.
+        db_retry_s: how long a supervisor keeps retrying to record a job's end while the
+            database is unavailable (3600; ``SANDBOX_DB_RETRY_S``); the model's output keeps
+            landing in its log meanwhile.
     """
 
     max_upload_bytes: int = 10 * MiB
@@ -66,6 +76,11 @@ class Settings:
     kill_grace_s: float = 5.0
     heartbeat_s: float = 2.0
     lost_after_s: float = 20.0
+    result_max_bytes: int = MiB
+    max_metrics: int = 200
+    preview_rows: int = 200
+    inline_max_bytes: int = 20 * MiB
+    db_retry_s: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +111,11 @@ class Settings:
             limits=limits,
             log_cap_bytes=_mib(env, "SANDBOX_LOG_CAP_MB", base.log_cap_bytes) or GiB,
             kill_grace_s=_float(env.get("SANDBOX_KILL_GRACE_S", "5"), "SANDBOX_KILL_GRACE_S"),
+            result_max_bytes=_mib(env, "SANDBOX_RESULT_MAX_MB", base.result_max_bytes) or 0,
+            max_metrics=_int(env, "SANDBOX_MAX_METRICS", base.max_metrics) or 0,
+            preview_rows=_int(env, "SANDBOX_PREVIEW_ROWS", base.preview_rows) or 0,
+            inline_max_bytes=_mib(env, "SANDBOX_INLINE_MAX_MB", base.inline_max_bytes) or 0,
+            db_retry_s=_float(env.get("SANDBOX_DB_RETRY_S", "3600"), "SANDBOX_DB_RETRY_S"),
         )
 
 

@@ -1,29 +1,21 @@
-"""Job rows: the small set of reads and writes the launcher, supervisors and handles share.
+"""Reading job rows as frozen :class:`~sandbox_kit.records.JobInfo` views.
 
-Every write is a short ``BEGIN IMMEDIATE`` transaction; terminal updates are conditional on
-the job still being live, so a job reaches exactly one terminal status even when a supervisor,
-a cancel and a reconciliation race.
+Writes are not here: every status change goes through :mod:`sandbox_kit.lifecycle`.
 """
 
 from __future__ import annotations
 
 import json
-import platform
-from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from sandbox_kit.db import Database, JobRow, utcnow
-from sandbox_kit.errors import NotFoundError, ValidationError
+from sandbox_kit.db import Database, JobRow
+from sandbox_kit.errors import NotFoundError
 from sandbox_kit.records import JobInfo, JobStatus, ModelType
-from sandbox_kit.results import read_result, summary
-
-LIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class JobStore:
-    """Reads and writes job rows of one database."""
+    """Reads job rows of one database."""
 
     def __init__(self, db: Database | str) -> None:
         self.db = db if isinstance(db, Database) else Database(db)
@@ -55,70 +47,6 @@ class JobStore:
         with self.db.read() as s:
             return [to_info(row) for row in s.scalars(query)]
 
-    def mark_started(
-        self,
-        job_id: str,
-        *,
-        started: float,
-        model_pid: int,
-        model_started: float | None,
-        python_version: str,
-    ) -> None:
-        """Record that the model process is running (since ``started``, a Unix time)."""
-        now = utcnow()
-        with self.db.write() as s:
-            s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-                .values(
-                    started_at=datetime.fromtimestamp(started, UTC),
-                    heartbeat_at=now,
-                    model_pid=model_pid,
-                    model_started=model_started,
-                    host=platform.node(),
-                    python_version=python_version,
-                )
-            )
-
-    def heartbeat(self, job_id: str) -> bool:
-        """Prove the supervisor is alive; returns True when a cancel was requested."""
-        with self.db.write() as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(heartbeat_at=utcnow()))
-            return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
-
-    def finish(
-        self,
-        job_id: str,
-        status: str,
-        *,
-        reason: str | None,
-        truncated: bool,
-        exit_code: int | None = None,
-        signal: int | None = None,
-        result_dir: str | None = None,
-    ) -> bool:
-        """Record the job's terminal status, once; returns False if it had one already."""
-        values: dict[str, Any] = {
-            "status": status,
-            "reason": reason,
-            "exit_code": exit_code,
-            "signal": signal,
-            "truncated": truncated,
-            "finished_at": utcnow(),
-        }
-        if result_dir is not None:
-            try:
-                outcome, objective, metrics = summary(read_result(result_dir))
-            except ValidationError as exc:
-                outcome, objective, metrics = "error", None, {}
-                values["reason"] = reason or f"unreadable result: {exc}"
-            values.update(outcome=outcome, objective=objective, metrics=json.dumps(metrics))
-        with self.db.write() as s:
-            done = s.execute(
-                update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(LIVE)).values(**values)
-            )
-            return bool(getattr(done, "rowcount", 0))
-
 
 def to_info(row: JobRow) -> JobInfo:
     """The frozen view of a job row."""
@@ -149,8 +77,3 @@ def to_info(row: JobRow) -> JobInfo:
         objective=row.objective,
         metrics=json.loads(row.metrics or "{}"),
     )
-
-
-def age_s(moment: datetime | None) -> float:
-    """Seconds since ``moment`` (infinite when unknown)."""
-    return float("inf") if moment is None else (utcnow() - moment).total_seconds()

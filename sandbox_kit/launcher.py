@@ -1,10 +1,11 @@
 """Starting, queueing, cancelling and reconciling jobs, from any process.
 
-There is no daemon. ``submit`` writes a ``queued`` row and calls :func:`dispatch`, which claims
-free slots under the database's write lock (so the limits hold across every kernel, CLI call
-and supervisor) and starts one detached supervisor per claimed job. A finishing supervisor,
-a cancel and a reconciliation call :func:`dispatch` too, so queued jobs start in FIFO order as
-slots free even after the process that queued them has exited.
+There is no daemon. ``submit`` writes a ``queued`` row and dispatches: the executor claims free
+slots under the database's write lock (so the limits hold across every kernel, CLI call and
+supervisor) and starts one detached supervisor per claimed job. A finishing supervisor and a
+reconciliation dispatch too, so queued jobs start in FIFO order as slots free even after the
+process that queued them has exited. Every status change goes through
+:mod:`sandbox_kit.lifecycle`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,18 @@ import signal
 import string
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import func, select, update
 
 from sandbox_kit.config import Paths, Settings
-from sandbox_kit.db import Database, JobRow, utcnow
-from sandbox_kit.errors import NotFoundError, RunError, ValidationError
-from sandbox_kit.jobstore import LIVE, age_s
+from sandbox_kit.db import Database, JobRow
+from sandbox_kit.errors import RunError, ValidationError
+from sandbox_kit.lifecycle import Lifecycle, utcnow
 from sandbox_kit.records import JobStatus, Model, dumps_config
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -45,6 +45,7 @@ def new_job_id(model_type: str) -> str:
 
 def submit(
     db: Database,
+    lifecycle: Lifecycle,
     paths: Paths,
     settings: Settings,
     model: Model,
@@ -53,7 +54,7 @@ def submit(
     data_source_id: str | None,
     timeout: float | None,
 ) -> str:
-    """Queue a run of ``model`` and start it if a slot is free; returns the job id."""
+    """Queue a run of ``model`` (the caller dispatches); returns the job id."""
     config = {} if config is None else config
     if not isinstance(config, dict):
         raise ValidationError(f"config must be a JSON object (a dict), not {type(config).__name__}")
@@ -102,135 +103,65 @@ def submit(
         "heartbeat_s": settings.heartbeat_s,
         "home": str(paths.home),
         "queue": queue_spec(settings),
+        "result_max_bytes": settings.result_max_bytes,
+        "max_metrics": settings.max_metrics,
+        "db_retry_s": settings.db_retry_s,
     }
     result_dir.mkdir(parents=True)
-    with db.write() as s:
-        s.add(
-            JobRow(
-                id=job_id,
-                model_id=model.id,
-                model_type=kind,
-                model_name=model.name,
-                model_version=model.version,
-                model_sha256=model.sha256,
-                status=JobStatus.QUEUED.value,
-                config=config_json,
-                data_source_id=data_source_id,
-                timeout_s=effective_timeout,
-                created_at=utcnow(),
-                log_path=spec["log_path"],
-                result_dir=str(result_dir),
-                truncated=False,
-                attempt=1,
-                spec=json.dumps(spec),
-            )
-        )
-    dispatch(db, queue_spec(settings))
+    lifecycle.create(
+        id=job_id,
+        model_id=model.id,
+        model_type=kind,
+        model_name=model.name,
+        model_version=model.version,
+        model_sha256=model.sha256,
+        config=config_json,
+        data_source_id=data_source_id,
+        timeout_s=effective_timeout,
+        log_path=spec["log_path"],
+        result_dir=str(result_dir),
+        spec=json.dumps(spec),
+    )
     return job_id
 
 
-def dispatch(db: Database, queue: dict[str, Any]) -> list[str]:
-    """Start queued jobs, oldest first, while the running limits allow; returns their ids."""
-    per_type: dict[str, int] = queue.get("per_type", {})
-    claimed: list[tuple[str, dict[str, Any]]] = []
-    with db.write() as s:
-        running = Counter(
-            dict(
-                s.execute(
-                    select(JobRow.model_type, func.count())
-                    .where(JobRow.status == JobStatus.RUNNING.value)
-                    .group_by(JobRow.model_type)
-                ).all()
-            )
-        )
-        free = int(queue["max_running"]) - sum(running.values())
-        if free <= 0:
-            return []
-        queued = s.scalars(
-            select(JobRow)
-            .where(JobRow.status == JobStatus.QUEUED.value)
-            .order_by(JobRow.created_at, JobRow.id)
-        )
-        for row in queued:
-            if free <= 0:
-                break
-            cap = per_type.get(row.model_type)
-            if cap is not None and running[row.model_type] >= cap:
-                continue  # this type is full; other types still run (they are independent)
-            row.status = JobStatus.RUNNING.value
-            row.claimed_at = utcnow()
-            running[row.model_type] += 1
-            free -= 1
-            claimed.append((row.id, json.loads(row.spec)))
-    for job_id, spec in claimed:
-        _spawn(db, job_id, spec)
-    return [job_id for job_id, _ in claimed]
-
-
-def cancel(db: Database, job_id: str) -> None:
+def cancel(lifecycle: Lifecycle, job_id: str) -> None:
     """Stop a job: a queued one never starts, a running one's tree is killed, a finished one
     is left alone."""
-    with db.write() as s:
-        row = s.get(JobRow, job_id)
-        if row is None:
-            raise NotFoundError("job", job_id)
-        if row.status == JobStatus.QUEUED.value:
-            row.status = JobStatus.CANCELLED.value
-            row.reason = "cancelled before it started"
-            row.finished_at = utcnow()
-            return
-        if row.status != JobStatus.RUNNING.value:
-            return
-        row.cancel_requested = True
-        pid, started = row.supervisor_pid, row.supervisor_started
-        connected = row.heartbeat_at is not None
-    # The supervisor reads the flag at its first heartbeat; once it has one, its SIGTERM
-    # handler is installed and the signal makes the cancel immediate. (Signalled earlier, a
-    # supervisor still starting up would die without recording anything.)
-    if connected and pid and _same_process(pid, started):
+    ticket = lifecycle.cancel(job_id)
+    # The supervisor reads the flag at its next heartbeat; once it has beaten, its signal
+    # handlers are installed and SIGUSR1 ("cancel requested") makes the cancel immediate.
+    # (Signalled earlier, a supervisor still starting up would die without recording anything.)
+    pid = ticket.supervisor_pid
+    if ticket.supervisor_ready and pid and _same_process(pid, ticket.supervisor_started):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGUSR1)
 
 
-def reconcile(db: Database, *, lost_after_s: float) -> list[str]:
+def reconcile(
+    lifecycle: Lifecycle, *, lost_after_s: float, now: Callable[[], datetime] = utcnow
+) -> list[str]:
     """Mark ``lost`` the running jobs whose supervisor is gone; returns their ids.
 
     A job is lost when its heartbeat is older than ``lost_after_s`` and its supervisor's pid is
     gone or now belongs to another process (start times differ). A live one is left alone.
     """
     host = platform.node()
-    with db.read() as s:
-        candidates = s.execute(
-            select(
-                JobRow.id,
-                JobRow.host,
-                JobRow.supervisor_pid,
-                JobRow.supervisor_started,
-                JobRow.heartbeat_at,
-                JobRow.claimed_at,
-            ).where(JobRow.status == JobStatus.RUNNING.value)
-        ).all()
     lost: list[str] = []
-    for job_id, job_host, pid, started, beat, claimed in candidates:
-        if age_s(beat or claimed) < lost_after_s:
+    for job in lifecycle.running():
+        age = float("inf") if job.last_sign is None else (now() - job.last_sign).total_seconds()
+        pid = job.supervisor_pid
+        if age < lost_after_s:
             continue
-        if job_host in (None, host) and pid and _same_process(pid, started):
+        if job.host in (None, host) and pid and _same_process(pid, job.supervisor_started):
             continue
-        if job_host not in (None, host) and age_s(beat) < 10 * lost_after_s:
+        if job.host not in (None, host) and age < 10 * lost_after_s:
             continue  # another host's supervisor: only its heartbeat can speak for it
-        reason = (
-            f"supervisor lost (pid {pid} gone; last heartbeat {age_s(beat or claimed):.0f} s ago)"
-        )
-        with db.write() as s:
-            done = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status.in_(LIVE))
-                .values(status=JobStatus.LOST.value, reason=reason, finished_at=utcnow())
-            )
-        if getattr(done, "rowcount", 0):
-            lost.append(job_id)
-            if job_host in (None, host):
-                _kill_orphans(job_id)
+        reason = f"supervisor lost (pid {pid} gone; last heartbeat {age:.0f} s ago)"
+        if lifecycle.mark_lost(job.job_id, reason):
+            lost.append(job.job_id)
+            if job.host in (None, host):
+                _kill_orphans(job.job_id)
     return lost  # the caller dispatches: freed slots and orphaned queued jobs alike
 
 
@@ -244,50 +175,6 @@ def _kill_orphans(job_id: str) -> None:
         with contextlib.suppress(psutil.Error):
             if proc.environ().get("JOB_ID") == job_id:
                 proc.kill()
-
-
-def _spawn(db: Database, job_id: str, spec: dict[str, Any]) -> None:
-    spec = {**spec, "db_url": db.url}
-    job_dir = Path(spec["job_dir"])
-    job_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(job_dir / "supervisor.log", "ab") as errors:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sandbox_kit.supervisor"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                cwd=job_dir,
-                start_new_session=True,
-                close_fds=True,
-            )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
-    except OSError as exc:
-        with db.write() as s:
-            s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status.in_(LIVE))
-                .values(
-                    status="failed", reason=f"cannot start supervisor: {exc}", finished_at=utcnow()
-                )
-            )
-        return
-    # Reap it when it ends, so a long-lived kernel does not collect zombies.
-    threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
-    with db.write() as s:
-        s.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id)
-            # started_at is refined by the supervisor once the model runs (tens of ms later);
-            # set it now so a job that floods its supervisor still shows a start at once.
-            .values(
-                supervisor_pid=proc.pid,
-                supervisor_started=_create_time(proc.pid),
-                started_at=utcnow(),
-            )
-        )
 
 
 def _model_env(
@@ -339,13 +226,6 @@ def _python_version(interpreter: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.decode(errors="replace").strip() or "unknown"
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
 
 
 def _same_process(pid: int, started: float | None) -> bool:

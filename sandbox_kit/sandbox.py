@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox_kit import launcher
+from sandbox_kit import executor, launcher
 from sandbox_kit.config import Paths, Settings
 from sandbox_kit.db import Database
+from sandbox_kit.dbapi import Connection
 from sandbox_kit.errors import RunError, ValidationError
 from sandbox_kit.jobs import Job
 from sandbox_kit.jobstore import JobStore
+from sandbox_kit.lifecycle import Lifecycle
+from sandbox_kit.oplog import logger
 from sandbox_kit.records import JobInfo, JobStatus, Model, ModelStatus, ModelType
 from sandbox_kit.registry import Registry
 from sandbox_kit.validation import check_size, validate_upload
@@ -43,9 +47,15 @@ class Sandbox:
         self.paths = Paths.resolve(home)
         self.settings = settings if settings is not None else Settings.from_env()
         self.db = Database(db_url or os.environ.get("SANDBOX_DB_URL") or self.paths.default_db_url)
-        self.db.ensure_schema()
+        try:
+            self.db.ensure_schema()
+        except BaseException:
+            self.db.dispose()  # a refused open keeps no pooled connection behind
+            raise
         self.registry = Registry(self.db, self.paths)
         self.jobstore = JobStore(self.db)
+        #: Every job status change goes through this (see :mod:`sandbox_kit.lifecycle`).
+        self.lifecycle = Lifecycle(Connection(self.db.url, opener=self.db.engine.raw_connection))
         self._last_reconcile = 0.0
         self.reconcile()
 
@@ -156,6 +166,7 @@ class Sandbox:
         target = self._runnable(model)
         job_id = launcher.submit(
             self.db,
+            self.lifecycle,
             self.paths,
             self.settings,
             target,
@@ -163,6 +174,7 @@ class Sandbox:
             data_source_id=data_source_id,
             timeout=timeout,
         )
+        self._dispatch()
         return self.job(job_id)
 
     def job(self, job_id: str) -> Job:
@@ -197,14 +209,22 @@ class Sandbox:
         is left as it is."""
         # No dispatch here: a queued job held no slot, and a running one's supervisor starts
         # the next queued jobs once the tree is really gone.
-        launcher.cancel(self.db, job_id)
+        launcher.cancel(self.lifecycle, job_id)
 
-    def reconcile(self) -> list[str]:
-        """Mark ``lost`` the jobs whose supervisor died, start queued jobs; returns lost ids."""
+    def reconcile(self, *, now: datetime | None = None) -> list[str]:
+        """Mark ``lost`` the jobs whose supervisor died, start queued jobs; returns lost ids.
+
+        Args:
+            now: judge heartbeat ages as of this moment (tests use it instead of waiting).
+        """
         self._last_reconcile = time.monotonic()
-        lost = launcher.reconcile(self.db, lost_after_s=self.settings.lost_after_s)
+        lost = launcher.reconcile(
+            self.lifecycle,
+            lost_after_s=self.settings.lost_after_s,
+            now=self.lifecycle.now if now is None else (lambda: now),
+        )
         # Also starts queued jobs left behind by a process that exited before a slot freed.
-        launcher.dispatch(self.db, self._queue())
+        self._dispatch()
         return lost
 
     def close(self) -> None:
@@ -215,8 +235,9 @@ class Sandbox:
         if time.monotonic() - self._last_reconcile >= _RECONCILE_EVERY_S:
             self.reconcile()
 
-    def _queue(self) -> dict[str, Any]:
-        return launcher.queue_spec(self.settings)
+    def _dispatch(self) -> list[str]:
+        queue = launcher.queue_spec(self.settings)
+        return executor.dispatch(self.lifecycle, queue, log=logger(self.paths.home)).started
 
     def _runnable(self, model: int | str | ModelType) -> Model:
         if isinstance(model, int) or (isinstance(model, str) and model.isdigit()):

@@ -1,17 +1,22 @@
 """The job supervisor: one small process per job that runs the model and records its end.
 
-Started detached (own session) by :mod:`sandbox_kit.launcher`, it outlives whoever pressed Run.
-It reads its run spec as JSON on stdin, starts the model at once (before importing the database
-layer, so the first line is not delayed), then:
+Started detached (own session) by :mod:`sandbox_kit.executor`, it outlives whoever pressed
+Run. It reads its run spec as JSON on stdin and starts the model at once. Then:
 
-- copies every byte of the model's stdout and stderr into the durable log (:mod:`logs`);
-- writes a heartbeat every few seconds and picks up cancel requests;
-- enforces the wall-clock timeout;
-- on the end, kills whatever is left of the process tree (it is a child subreaper, so
+- the main thread copies every byte of the model's stdout and stderr into the durable log
+  (:mod:`sandbox_kit.logs`) and acts on *deadlines*, not on pipe EOF: the timeout (monotonic
+  clock), a cancel, the end of the model (a pidfd wakes it) and the escalation from SIGTERM
+  to SIGKILL fire on time whatever the model does with its descriptors (issue 9);
+- a registrar thread talks to the database: it records the start, writes a heartbeat every
+  few seconds and picks up cancel requests, retrying with backoff through an outage, so a
+  locked or unreachable database never stops the main loop;
+- at the end it kills whatever is left of the process tree (it is a child subreaper, so
   grandchildren that escaped with ``setsid`` are re-parented to it and cannot hide), reaps
-  every zombie, records exactly one terminal status, and starts the next queued jobs.
+  every zombie, reads the model's result within limits, records exactly one terminal status
+  (retrying until the database is back) and starts the next queued jobs.
 
 A supervisor that dies leaves a stale heartbeat; reconciliation then marks its job ``lost``.
+It imports neither SQLAlchemy nor widget code (a test checks), so it starts in milliseconds.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import selectors
 import signal
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,72 +40,62 @@ from sandbox_kit.logs import LogWriter
 
 _PR_SET_CHILD_SUBREAPER = 36
 _READ_SIZE = 1 << 16
+_TICK_S = 0.25  # longest the main loop sleeps without looking at its deadlines
+_DRAIN_S = 2.0  # after the model ended: how long output of killed leftovers is still read
+_UNKILLABLE_S = 10.0  # a process stuck in the kernel (D state) cannot be waited out
 
 
 class Supervisor:
-    """Runs one job described by ``spec`` (see :func:`sandbox_kit.launcher.build_spec`)."""
+    """Runs one job described by ``spec`` (see :func:`sandbox_kit.launcher.submit`)."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], *, chain: bool = False) -> None:
         self.spec = spec
         self.job_id: str = spec["job_id"]
         self.stop_cause: str | None = None  # "cancel" | "timeout" | "signal"
-        self._signalled = False
-        self._connected = threading.Event()
-        self.store: Any = None
+        self._stop_signalled = False  # SIGTERM/SIGINT: stop now
+        self._poked = False  # SIGUSR1: a cancel may be pending, ask the registry at once
+        self.chain = chain
+        #: With ``chain``, the next claimed job this process should run itself (see main()).
+        self.next_spec: dict[str, Any] | None = None
         self.log = LogWriter(spec["log_path"], spec["log_cap"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.registrar = Registrar(self)
+        self.oplog = _oplog(spec)
 
     def run(self) -> int:
         """Run the job to its end; the return value is the supervisor's exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGUSR1, self._on_signal)  # sent by cancel(): look at the flag
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _become_subreaper()
-        started = time.time()
+        started = datetime.now(UTC)
         error = self._start()
-        # The database layer takes a few hundred ms to import: connect in a thread while the
-        # main loop already copies the model's first lines to the log.
-        connecting = threading.Thread(target=self._connect, args=(started,), daemon=True)
-        connecting.start()
+        self.registrar.start(started)
         if error is not None:
             self.log.note(error, _ms(), b"E")
             self.log.close(_ms())
-            connecting.join()
-            self.store.finish(self.job_id, "failed", reason=error, truncated=False)
-            self._dispatch_next()
+            self._record("failed", reason=error, truncated=False)
             return 0
-        rc = self._pump(started)
-        connecting.join()
-        status, reason = self._verdict(rc, started)
+        rc = self._pump()
+        status, reason = self._verdict(rc)
+        values = self._result_values()
+        unreadable = values.pop("error", None)
         if reason and status != "success":
             self.log.note(f"job {status}: {reason}", _ms(), b"E" if status == "failed" else b"W")
         self.log.close(_ms())
         _make_read_only(Path(self.spec["result_dir"]))
-        self.store.finish(
-            self.job_id,
+        self._record(
             status,
-            reason=reason,
+            reason=reason or unreadable,
             truncated=self.log.truncated,
             exit_code=rc if rc >= 0 else None,
             signal=-rc if rc < 0 else None,
-            result_dir=self.spec["result_dir"],
+            **values,
         )
-        self._dispatch_next()
         return 0
 
-    def _connect(self, started: float) -> None:
-        from sandbox_kit import jobstore
-
-        self.store = jobstore.JobStore(self.spec["db_url"])
-        if self.proc is not None:
-            self.store.mark_started(
-                self.job_id,
-                started=started,
-                model_pid=self.proc.pid,
-                model_started=_create_time(self.proc.pid),
-                python_version=self.spec["python_version"],
-            )
-        self._connected.set()
+    # -- the model ------------------------------------------------------------------------
 
     def _start(self) -> str | None:
         spec = self.spec
@@ -109,17 +106,8 @@ class Supervisor:
             return f"model file is missing: {spec['model_path']}"
         launcher = str(Path(__file__).with_name("rlimit_exec.py"))
         limits = [str(v or 0) for v in spec["limits"]]
-        cmd = [
-            sys.executable,
-            "-I",
-            "-S",
-            launcher,
-            *limits,
-            "--",
-            interpreter,
-            "-u",
-            spec["model_path"],
-        ]
+        cmd = [sys.executable, "-I", "-S", launcher, *limits, "--"]
+        cmd += [interpreter, "-u", spec["model_path"]]
         try:
             self.proc = subprocess.Popen(
                 cmd,
@@ -135,69 +123,93 @@ class Supervisor:
             return f"cannot start the model: {exc}"
         return None
 
-    def _pump(self, started: float) -> int:
-        """Copy output until the model exits (or is stopped); return its wait status."""
-        assert self.proc is not None and self.proc.stdout and self.proc.stderr
+    def _pump(self) -> int:
+        """Copy output and act on deadlines until the model and its tree are gone."""
+        proc = self.proc
+        assert proc is not None and proc.stdout and proc.stderr
         sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ, b"o")
-        sel.register(self.proc.stderr.fileno(), selectors.EVENT_READ, b"e")
+        sel.register(proc.stdout.fileno(), selectors.EVENT_READ, b"o")
+        sel.register(proc.stderr.fileno(), selectors.EVENT_READ, b"e")
+        pidfd = _pidfd(proc.pid)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ, b"p")  # readable once the model exits
+        begun = time.monotonic()
         timeout = self.spec["timeout_s"]
-        deadline = started + timeout if timeout else None
-        beat_every = self.spec["heartbeat_s"]
-        next_beat = time.monotonic()  # first heartbeat as soon as connected: picks up a cancel
+        deadline = begun + timeout if timeout else None
         rc: int | None = None
-        while sel.get_map():
-            for key, _ in sel.select(timeout=0.2):
+        kill_at: float | None = None  # when SIGTERM turns into SIGKILL
+        tree_gone = False
+        ended_at: float | None = None  # when the model was gone and its leftovers were killed
+        while True:
+            now = time.monotonic()
+            killing = ended_at is not None or (kill_at is not None and now >= kill_at)
+            wait = 0.05 if killing else _TICK_S
+            if deadline is not None and self.stop_cause is None:
+                wait = min(wait, max(0.0, deadline - now))
+            if kill_at is not None and now < kill_at:
+                wait = min(wait, kill_at - now)
+            for key, _ in sel.select(timeout=wait):
+                if key.data == b"p":
+                    sel.unregister(key.fd)
+                    continue
                 chunk = os.read(key.fd, _READ_SIZE)
                 if chunk:
                     self.log.feed(key.data, chunk, _ms())
                 else:
                     sel.unregister(key.fd)
-            if rc is None and (rc := self.proc.poll()) is not None:
-                # The model is gone; whatever it left running must not keep the pipes open.
-                self._kill_tree(grace=0)
-            if self.stop_cause is None and deadline is not None and time.time() > deadline:
-                self.stop_cause = "timeout"
-            if self._connected.is_set() and (self._signalled or time.monotonic() >= next_beat):
-                next_beat = time.monotonic() + beat_every
-                cancel = self.store.heartbeat(self.job_id)
-                if self.stop_cause is None and (cancel or self._signalled):
-                    # cancel() in another process flags the row first, then signals us.
-                    self.stop_cause = "cancel" if cancel else "signal"
-            if self.stop_cause is not None and rc is None:
-                self._kill_tree(grace=self.spec["kill_grace_s"])
-                rc = self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        if rc is None:
-            rc = self.proc.wait()
-        self._kill_tree(grace=0)
+            now = time.monotonic()
+            if rc is None:
+                rc = proc.poll()
+            if self._poked:
+                self._poked = False
+                self.registrar.poke()
+            if rc is None and self.stop_cause is None:
+                if self._stop_signalled:
+                    self.stop_cause = "signal"
+                elif self.registrar.cancel.is_set():
+                    self.stop_cause = "cancel"
+                if self.stop_cause is None and deadline is not None and now >= deadline:
+                    self.stop_cause = "timeout"
+                if self.stop_cause is not None:
+                    self._signal_tree(signal.SIGTERM)
+                    kill_at = now + self.spec["kill_grace_s"]
+            if rc is not None and ended_at is None:
+                ended_at = now  # the model is gone: what it left running must not linger
+            if not tree_gone and (ended_at is not None or (kill_at is not None and now >= kill_at)):
+                since = ended_at if ended_at is not None else kill_at
+                assert since is not None
+                alive = self._signal_tree(signal.SIGKILL)
+                tree_gone = rc is not None and not alive
+                if alive and now - since < _UNKILLABLE_S:
+                    continue  # something still lives: keep killing (and reading) until it dies
+            if ended_at is not None and (
+                not any(k.data in (b"o", b"e") for k in sel.get_map().values())
+                or now - ended_at >= _DRAIN_S
+            ):
+                break
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+        proc.stdout.close()
+        proc.stderr.close()
+        assert rc is not None
         return rc
 
-    def _kill_tree(self, grace: float) -> None:
-        """SIGTERM every descendant, SIGKILL what is left after ``grace``, reap them all."""
+    def _signal_tree(self, sig: int) -> bool:
+        """Send ``sig`` to every descendant, reap adopted zombies; True if any still lives."""
         import psutil
 
-        me = psutil.Process()
         assert self.proc is not None
-        sig = signal.SIGTERM if grace > 0 else signal.SIGKILL
-        deadline = time.monotonic() + grace
-        give_up = deadline + 10  # a process stuck in the kernel (D state) cannot be waited out
-        while time.monotonic() < give_up:
-            procs = me.children(recursive=True)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-            for proc in procs:
-                with contextlib.suppress(psutil.Error):
-                    proc.send_signal(sig)
-            _reap_adopted(self.proc.pid)
-            if self.proc.poll() is not None and not _living(me.children(recursive=True)):
-                return
-            if sig == signal.SIGTERM and time.monotonic() >= deadline:
-                sig = signal.SIGKILL
-            time.sleep(0.05)
+        me = psutil.Process()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(sig)
+        _reap_adopted(self.proc.pid)
+        return _living(me.children(recursive=True))
 
-    def _verdict(self, rc: int, started: float) -> tuple[str, str | None]:
+    def _verdict(self, rc: int) -> tuple[str, str | None]:
         if self.stop_cause == "cancel":
             return "cancelled", "killed by cancel"
         if self.stop_cause == "timeout":
@@ -213,15 +225,159 @@ class Supervisor:
             return "failed", f"killed by signal {_signame(-rc)}"
         return "failed", f"exit code {rc}"
 
+    def _result_values(self) -> dict[str, Any]:
+        """Outcome, objective and metrics from ``result.json``, read within the limits."""
+        from sandbox_kit.results import summarize
+
+        found = summarize(
+            self.spec["result_dir"],
+            max_bytes=self.spec.get("result_max_bytes", 1 << 20),
+            max_metrics=self.spec.get("max_metrics", 200),
+        )
+        for warning in found.warnings:
+            self.log.note(warning, _ms(), b"W")
+        values: dict[str, Any] = {
+            "outcome": found.outcome,
+            "objective": found.objective,
+            "metrics": found.metrics,
+        }
+        if found.error:
+            self.log.note(f"result not used: {found.error}", _ms(), b"W")
+            values["error"] = f"unreadable result: {found.error}"
+        return values
+
     def _on_signal(self, signum: int, _frame: object) -> None:
-        # Only a flag: the database is not touched from a signal handler.
-        self._signalled = True
+        # Only flags: the main loop acts on them within one tick. SIGUSR1 only says "look at
+        # the cancel flag now" (the registry decides), so a late signal meant for an earlier
+        # job of this process cannot cancel the current one.
+        if signum == signal.SIGUSR1:
+            self._poked = True
+        else:
+            self._stop_signalled = True
 
-    def _dispatch_next(self) -> None:
-        from sandbox_kit import launcher
+    # -- the registry ---------------------------------------------------------------------
 
-        with contextlib.suppress(Exception):
-            launcher.dispatch(self.store.db, self.spec["queue"])
+    def _record(self, status: str, **values: Any) -> None:
+        """Record the verdict (retrying through an outage), then start the next jobs."""
+        from sandbox_kit.dbapi import TransientError, retry
+        from sandbox_kit.executor import dispatch
+
+        self.registrar.stop()
+        lifecycle = self.registrar.lifecycle()
+
+        def warn(exc: Exception, delay: float) -> None:
+            self.oplog.warning(
+                "job %s: cannot record %s yet (%s); retrying", self.job_id, status, exc
+            )
+
+        try:
+            retry(
+                lambda: lifecycle.finish(self.job_id, status, **values),
+                give_up_after_s=self.spec.get("db_retry_s", 3600.0),
+                on_error=warn,
+            )
+        except TransientError as exc:
+            self.oplog.error("job %s: gave up recording %s: %s", self.job_id, status, exc)
+            return
+        kept = dispatch(lifecycle, self.spec["queue"], log=self.oplog, keep_one=self.chain).kept
+        if kept is not None:
+            self.next_spec = {**kept.spec, "db_url": self.spec["db_url"]}
+
+
+class Registrar:
+    """The supervisor's thread that talks to the database: start, heartbeats, cancel flag."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lifecycle: Any = None
+
+    def start(self, started: datetime) -> None:
+        """Begin recording in the background (the model is already running)."""
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="registrar", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Beat now (a cancel may be waiting), not at the next period."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop beating; returns once the thread is idle."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def lifecycle(self) -> Any:
+        """A lifecycle on a fresh connection, for the supervisor's final writes."""
+        from sandbox_kit.dbapi import Connection
+        from sandbox_kit.lifecycle import Lifecycle
+
+        job = self.supervisor.job_id
+        return Lifecycle(Connection(self.supervisor.spec["db_url"], name=f"sandbox-kit job {job}"))
+
+    def _run(self, started: datetime) -> None:
+        from sandbox_kit.dbapi import TransientError
+
+        sup = self.supervisor
+        spec = sup.spec
+        lifecycle = self.lifecycle()
+        announced = False
+        failing_since: float | None = None
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                if not announced and sup.proc is not None:
+                    cancel = lifecycle.started(
+                        sup.job_id,
+                        started=started,
+                        model_pid=sup.proc.pid,
+                        model_started=_create_time(sup.proc.pid),
+                        python_version=spec["python_version"],
+                        supervisor_pid=os.getpid(),
+                        supervisor_started=_create_time(os.getpid()),
+                    )
+                    announced = True
+                else:
+                    cancel = lifecycle.heartbeat(sup.job_id)
+            except TransientError as exc:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    sup.oplog.warning("job %s: heartbeat failed (%s); retrying", sup.job_id, exc)
+                self._pause(delay)
+                delay = min(delay * 2, spec["heartbeat_s"])
+                continue
+            except Exception:
+                sup.oplog.exception("job %s: heartbeat failed", sup.job_id)
+                self._pause(spec["heartbeat_s"])
+                continue
+            if failing_since is not None:
+                sup.oplog.warning(
+                    "job %s: database back after %.1f s",
+                    sup.job_id,
+                    time.monotonic() - failing_since,
+                )
+                failing_since, delay = None, 0.1
+            if cancel:
+                self.cancel.set()
+            self._pause(spec["heartbeat_s"])
+        lifecycle.conn.close()
+
+    def _pause(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+
+def _oplog(spec: dict[str, Any]) -> logging.Logger:
+    from sandbox_kit.oplog import logger
+
+    # stderr is the job folder's supervisor.log, kept beside the job.
+    return logger(spec.get("home"), stderr=True)
 
 
 def _limit_reason(rc: int, stderr_tail: bytes, limits: list[int | None]) -> str | None:
@@ -242,6 +398,13 @@ def _signame(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return str(signum)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None  # an old kernel: the loop's tick still notices the exit
 
 
 def _become_subreaper() -> None:
@@ -273,12 +436,9 @@ def _living(procs: list[Any]) -> bool:
 
 
 def _create_time(pid: int) -> float | None:
-    import psutil
+    from sandbox_kit.executor import create_time
 
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
+    return create_time(pid)
 
 
 def _make_read_only(folder: Path) -> None:
@@ -298,10 +458,35 @@ def _ms() -> int:
 
 
 def main() -> int:
-    """Entry point: ``python -m sandbox_kit.supervisor`` with the spec as JSON on stdin."""
-    spec = json.loads(sys.stdin.buffer.read())
+    """Entry point: ``python -m sandbox_kit.supervisor`` with the spec as JSON on stdin.
+
+    When a job ends and a queued one is waiting, this process claims it and runs it itself
+    instead of starting a new supervisor: the slot passes on within milliseconds (issue 9,
+    "light per-job cost"). Each job still gets a fresh :class:`Supervisor`, its own log and
+    its own ``supervisor.log``.
+    """
+    spec: dict[str, Any] | None = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
-    return Supervisor(spec).run()
+    while spec is not None:
+        supervisor = Supervisor(spec, chain=True)
+        supervisor.run()
+        spec = supervisor.next_spec
+        if spec is not None:
+            _adopt(spec)
+    return 0
+
+
+def _adopt(spec: dict[str, Any]) -> None:
+    """Make this process the supervisor of a job it claimed: its folder, its error file.
+
+    Its pid reaches the registry with the job's first heartbeat (``Lifecycle.started``).
+    """
+    job_dir = Path(spec["job_dir"])
+    job_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(job_dir)
+    fd = os.open(job_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 if __name__ == "__main__":

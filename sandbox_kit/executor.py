@@ -1,0 +1,110 @@
+"""The local executor: claims queued jobs and starts one detached supervisor for each.
+
+:func:`dispatch` is called by whichever process may have freed or filled a slot (a ``run()``,
+a finishing supervisor, a reconciliation). One failed start does not stop the others: that
+job ends ``failed`` with the reason, the failure goes to the operator's log, and the rest of
+the claimed batch still starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox_kit.dbapi import TransientError, retry
+from sandbox_kit.lifecycle import Claimed, Lifecycle
+
+#: What a supervisor process inherits: enough to run Python, none of the caller's secrets
+#: (issue 8). Everything else reaches it in the spec, on its stdin.
+_SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """What a dispatch did: the jobs it started, and the one it kept for its caller."""
+
+    started: list[str] = field(default_factory=list)
+    kept: Claimed | None = None
+
+
+def dispatch(
+    lifecycle: Lifecycle,
+    queue: dict[str, Any],
+    *,
+    log: logging.Logger,
+    keep_one: bool = False,
+    give_up_after_s: float = 30.0,
+) -> Dispatched:
+    """Start queued jobs, oldest first, while the running limits allow.
+
+    Args:
+        keep_one: do not start the oldest claimed job; hand it back as ``kept`` (a supervisor
+            whose job just ended runs it itself, saving a process start).
+    """
+    try:
+        claimed = retry(
+            lambda: lifecycle.claim(int(queue["max_running"]), dict(queue.get("per_type", {}))),
+            give_up_after_s=give_up_after_s,
+        )
+    except TransientError as exc:
+        log.warning("dispatch skipped, the database is unavailable: %s", exc)
+        return Dispatched()
+    kept = claimed.pop(0) if keep_one and claimed else None
+    started: list[str] = []
+    for job in claimed:
+        try:
+            start_supervisor(lifecycle, job)
+        except Exception as exc:  # a start that fails must not strand the rest of the batch
+            log.error("cannot start the supervisor of %s: %s", job.job_id, exc)
+            with contextlib.suppress(Exception):
+                lifecycle.finish(job.job_id, "failed", reason=f"cannot start supervisor: {exc}")
+        else:
+            started.append(job.job_id)
+    return Dispatched(started, kept)
+
+
+def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:
+    """Start the detached supervisor of a claimed job and record its pid."""
+    spec = {**job.spec, "db_url": lifecycle.conn.url}
+    job_dir = Path(spec["job_dir"])
+    job_dir.mkdir(parents=True, exist_ok=True)
+    env = {name: os.environ[name] for name in _SUPERVISOR_ENV if name in os.environ}
+    with open(job_dir / "supervisor.log", "ab") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_kit.supervisor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=job_dir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    assert proc.stdin is not None
+    # The spec (database URL included) travels on an inherited pipe, never argv or environ.
+    proc.stdin.write(json.dumps(spec).encode())
+    proc.stdin.close()
+    # Reap it when it ends, so a long-lived kernel does not collect zombies.
+    threading.Thread(target=proc.wait, name=f"reap-{job.job_id}", daemon=True).start()
+    retry(
+        lambda: lifecycle.spawned(job.job_id, pid=proc.pid, pid_started=create_time(proc.pid)),
+        give_up_after_s=30.0,
+    )
+
+
+def create_time(pid: int) -> float | None:
+    """When a process started (Unix time, as psutil reports it), or None if it is gone."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None

@@ -1,0 +1,186 @@
+"""The job state machine, on SQLite and PostgreSQL: each transition, and random interleavings
+of submit/claim/cancel/finish/lost from several processes at once (Hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox_kit.db import Database
+from sandbox_kit.dbapi import Connection
+from sandbox_kit.errors import NotFoundError
+from sandbox_kit.lifecycle import Lifecycle
+
+DRIVER = Path(__file__).with_name("lifecycle_driver.py")
+LIMIT = 2
+
+
+def migrate(db_url: str) -> None:
+    db = Database(db_url)
+    db.ensure_schema()
+    db.dispose()
+
+
+@pytest.fixture
+def lifecycle(db_url: str) -> Iterator[Lifecycle]:
+    migrate(db_url)
+    lc = Lifecycle(Connection(db_url))
+    yield lc
+    lc.conn.close()
+
+
+def create(lc: Lifecycle, job_id: str, model_type: str = "DMO") -> None:
+    lc.create(
+        id=job_id,
+        model_id=None,
+        model_type=model_type,
+        model_name="m",
+        model_version=1,
+        model_sha256="0" * 64,
+        config="{}",
+        data_source_id=None,
+        timeout_s=None,
+        log_path="-",
+        result_dir="-",
+        spec=json.dumps({"job_id": job_id}),
+    )
+
+
+def test_a_job_goes_queued_running_and_ends_once(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "J1")
+    assert lifecycle.status("J1") == "queued"
+    claimed = lifecycle.claim(4, {})
+    assert [(c.job_id, c.spec) for c in claimed] == [("J1", {"job_id": "J1"})]
+    assert lifecycle.status("J1") == "running"
+    assert lifecycle.finish("J1", "success", exit_code=0, metrics={"x": 1.0}, truncated=False)
+    assert not lifecycle.finish("J1", "failed", reason="late")
+    assert not lifecycle.mark_lost("J1", "late")
+    assert lifecycle.status("J1") == "success"
+
+
+def test_claim_is_fifo_within_the_global_and_per_type_limits(lifecycle: Lifecycle) -> None:
+    for i, kind in enumerate(["SO", "SO", "DMO", "RMO", "DMO"]):
+        create(lifecycle, f"J{i}", kind)
+    first = [c.job_id for c in lifecycle.claim(3, {"SO": 1})]
+    assert first == ["J0", "J2", "J3"]  # the second SO waits for its type; others go on
+    assert lifecycle.claim(3, {"SO": 1}) == []  # full
+    assert lifecycle.finish("J0", "success")
+    assert [c.job_id for c in lifecycle.claim(3, {"SO": 1})] == ["J1"]
+
+
+def test_cancel_of_queued_running_finished_and_missing_jobs(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "Q")
+    ticket = lifecycle.cancel("Q")
+    assert (ticket.status, ticket.ended, lifecycle.status("Q")) == ("queued", True, "cancelled")
+    assert lifecycle.claim(4, {}) == []  # a cancelled job never starts
+    create(lifecycle, "R")
+    lifecycle.claim(4, {})
+    ticket = lifecycle.cancel("R")
+    assert (ticket.status, ticket.ended, lifecycle.status("R")) == ("running", False, "running")
+    assert lifecycle.heartbeat("R") is True  # the supervisor learns of it
+    assert lifecycle.finish("R", "cancelled", reason="killed by cancel")
+    assert lifecycle.cancel("R").status == "cancelled"  # finished: left alone
+    with pytest.raises(NotFoundError):
+        lifecycle.cancel("nope")
+
+
+def test_verdicts_and_columns_are_checked(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "J")
+    lifecycle.claim(4, {})
+    with pytest.raises(ValueError, match="not a verdict"):
+        lifecycle.finish("J", "lost")
+    with pytest.raises(TypeError, match="unknown columns"):
+        lifecycle.finish("J", "success", claimed_at=None)
+    assert lifecycle.status("J") == "running"
+
+
+def test_the_clock_is_injected(lifecycle: Lifecycle) -> None:
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    lc = Lifecycle(lifecycle.conn, now=lambda: past)
+    create(lc, "J")
+    lc.claim(4, {})
+    (job,) = lc.running()
+    assert job.last_sign == past  # the claim time, as the injected clock said
+    lc.now = lambda: past + timedelta(minutes=1)
+    lc.heartbeat("J")
+    assert lc.running()[0].last_sign == past + timedelta(minutes=1)
+
+
+_IDS = [f"J{i}" for i in range(6)]
+_OP = st.one_of(
+    st.tuples(st.just("submit"), st.sampled_from(_IDS), st.sampled_from(["DMO", "SO"])),
+    st.tuples(st.just("claim"), st.just("")),
+    st.tuples(st.just("cancel"), st.sampled_from(_IDS)),
+    st.tuples(
+        st.just("finish"),
+        st.sampled_from(_IDS),
+        st.sampled_from(["success", "failed", "cancelled", "timeout"]),
+    ),
+    st.tuples(st.just("lost"), st.sampled_from(_IDS)),
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(workers=st.lists(st.lists(_OP, max_size=14), min_size=3, max_size=3))
+def test_interleavings_from_several_processes_keep_the_invariants(
+    db_url: str, workers: list[list[tuple[str, ...]]]
+) -> None:
+    migrate(db_url)
+    prefix = secrets.token_hex(3)
+    # Every submit of an id happens once, in the first worker that names it.
+    seen: set[str] = set()
+    plans = []
+    for ops in workers:
+        plan = []
+        for op in ops:
+            job_id = f"{prefix}_{op[1]}" if op[1] else ""
+            if op[0] == "submit":
+                if job_id in seen:
+                    continue
+                seen.add(job_id)
+            plan.append([op[0], job_id, *op[2:]])
+        plans.append(plan)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(DRIVER), db_url, str(LIMIT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in plans
+    ]
+    outputs = [
+        p.communicate(json.dumps(plan), timeout=120)[0]
+        for p, plan in zip(procs, plans, strict=True)
+    ]
+    assert all(p.returncode == 0 for p in procs)
+    events = [event for out in outputs for event in json.loads(out)]
+    assert [e for e in events if e[0] == "over"] == []  # never more running than the limits
+    # Drain what is left, as supervisors and cancels would, then count terminal transitions.
+    lc = Lifecycle(Connection(db_url))
+    for job_id in sorted(seen):
+        if lc.cancel(job_id).ended:
+            events.append(["ended", job_id, "cancelled"])
+        elif lc.finish(job_id, "success"):
+            events.append(["ended", job_id, "success"])
+    ended = Counter(e[1] for e in events if e[0] == "ended")
+    assert ended == Counter({job_id: 1 for job_id in seen})  # exactly one terminal status each
+    for event in events:
+        if event[0] == "ended":
+            assert lc.status(event[1]) == event[2]
+    lc.conn.close()
