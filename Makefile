@@ -9,7 +9,7 @@ TOKEN  ?=
 SANDBOX_HOME ?= $(CURDIR)
 export SANDBOX_HOME
 
-.PHONY: serve test lint format bench install chromium clean
+.PHONY: serve test lint format bench install chromium isolation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ chromium:
 		echo "Installing chromium with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-serve: $(STAMP)
+# Jobs run in a bubblewrap jail (issue 8); unshare + setpriv (util-linux) is the fallback.
+isolation:
+	@test -x /usr/bin/bwrap || { \
+		echo "Installing bubblewrap with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+
+serve: $(STAMP) isolation
 	$(BIN)/sandbox-kit serve --host $(HOST) --port $(PORT) $(if $(TOKEN),--token $(TOKEN))
 
 lint: $(STAMP)
@@ -33,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check sandbox_kit tests bench models/examples
 	$(BIN)/mypy
 
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium isolation lint
 	$(BIN)/python -m pytest
 
 format: $(STAMP)

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from sandbox_kit.config import Limits, Settings
     from sandbox_kit.errors import (
         ConflictError,
+        DatabaseError,
         NotFoundError,
         RunError,
         SandboxKitError,
+        SchemaVersionError,
         ValidationError,
     )
     from sandbox_kit.jobs import Event, Job
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "ConflictError": "sandbox_kit.errors",
+    "DatabaseError": "sandbox_kit.errors",
     "Event": "sandbox_kit.jobs",
     "Job": "sandbox_kit.jobs",
     "JobInfo": "sandbox_kit.records",
@@ -47,6 +50,7 @@ _WHERE = {
     "RunError": "sandbox_kit.errors",
     "Sandbox": "sandbox_kit.sandbox",
     "SandboxKitError": "sandbox_kit.errors",
+    "SchemaVersionError": "sandbox_kit.errors",
     "Settings": "sandbox_kit.config",
     "ValidationError": "sandbox_kit.errors",
     "dashboard": "sandbox_kit.widgets",
@@ -54,6 +58,7 @@ _WHERE = {
 
 __all__ = [
     "ConflictError",
+    "DatabaseError",
     "Event",
     "Job",
     "JobInfo",
@@ -67,6 +72,7 @@ __all__ = [
     "RunError",
     "Sandbox",
     "SandboxKitError",
+    "SchemaVersionError",
     "Settings",
     "ValidationError",
     "dashboard",

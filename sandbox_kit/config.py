@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sandbox_kit.errors import ValidationError
 
+ISOLATION_MODES = ("auto", "required", "off")
+NETWORK_MODES = ("none", "host")
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -60,6 +62,15 @@ class Settings:
             ``SANDBOX_PREVIEW_ROWS``).
         inline_max_bytes: file bytes one dashboard view embeds as download links, in total
             (20 MiB; ``SANDBOX_INLINE_MAX_MB``); past it the page shows a command instead.
+        isolation: ``auto`` (default: the strongest isolation this machine offers), ``required``
+            (a job that cannot be isolated fails to start) or ``off`` (trusted code only);
+            ``SANDBOX_ISOLATION``.
+        network: ``none`` (loopback only, the default) or ``host`` per model type;
+            ``SANDBOX_NETWORK`` for all types, ``SANDBOX_NETWORK_DMO`` ... for one.
+        job_uid_base: first of the uids jobs run as when the sandbox runs as root, one per
+            slot (200000; ``SANDBOX_JOB_UID_BASE``).
+        max_processes: processes (and threads) one job may have at once (256;
+            ``SANDBOX_MAX_PROCS``); a fork bomb stops there.
         db_retry_s: how long a supervisor keeps retrying to record a job's end while the
             database is unavailable (3600; ``SANDBOX_DB_RETRY_S``); the model's output keeps
             landing in its log meanwhile.
@@ -81,6 +92,22 @@ class Settings:
     preview_rows: int = 200
     inline_max_bytes: int = 20 * MiB
     db_retry_s: float = 3600.0
+    isolation: str = "auto"
+    network: Mapping[str, str] = field(default_factory=dict)
+    job_uid_base: int = 200_000
+    max_processes: int = 256
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATION_MODES:
+            modes = ", ".join(ISOLATION_MODES)
+            raise ValidationError(f"isolation must be one of {modes}, not {self.isolation!r}")
+        for kind, value in self.network.items():
+            if value not in NETWORK_MODES:
+                raise ValidationError(f"network for {kind} must be none or host, not {value!r}")
+
+    def network_for(self, model_type: str) -> str:
+        """``none`` or ``host``: what a job of this type may reach."""
+        return self.network.get(model_type, self.network.get("*", "none"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +143,15 @@ class Settings:
             preview_rows=_int(env, "SANDBOX_PREVIEW_ROWS", base.preview_rows) or 0,
             inline_max_bytes=_mib(env, "SANDBOX_INLINE_MAX_MB", base.inline_max_bytes) or 0,
             db_retry_s=_float(env.get("SANDBOX_DB_RETRY_S", "3600"), "SANDBOX_DB_RETRY_S"),
+            isolation=env.get("SANDBOX_ISOLATION", "auto").strip().lower() or "auto",
+            network={
+                kind: value.strip().lower()
+                for kind, name in [("*", "SANDBOX_NETWORK")]
+                + [(t, f"SANDBOX_NETWORK_{t}") for t in ("DMO", "RMO", "SO")]
+                if (value := env.get(name))
+            },
+            job_uid_base=_int(env, "SANDBOX_JOB_UID_BASE", base.job_uid_base) or base.job_uid_base,
+            max_processes=_int(env, "SANDBOX_MAX_PROCS", base.max_processes) or 0,
         )
 
 
@@ -149,10 +185,20 @@ class Paths:
         """One private working folder per job, holding its ``result/`` folder."""
         return self.home / "jobs"
 
+    def secrets(self, job_id: str) -> Path:
+        """Where a job's allow-listed environment values wait for its supervisor (0600, outside
+        every jail and outside the registry)."""
+        return secrets_path(self.jobs, job_id)
+
     @property
     def default_db_url(self) -> str:
         """The embedded SQLite registry."""
         return f"sqlite:///{self.home / 'sandbox.db'}"
+
+
+def secrets_path(jobs: Path, job_id: str) -> Path:
+    """``jobs/.<job id>.env``: see :meth:`Paths.secrets`."""
+    return jobs / f".{job_id}.env"
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:

@@ -9,6 +9,7 @@ at a time" semantics the queue relies on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,17 +29,29 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    make_url,
     text,
 )
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-#: The newest migration; a database at another revision is upgraded on open.
-HEAD_REVISION = "0002"
+from sandbox_kit.errors import DatabaseError, SchemaVersionError
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_WRITE_LOCK = 0x5A4D_0001  # arbitrary, fixed key for the advisory lock
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def known_revisions() -> set[str]:
+    """The revision ids of the migrations shipped with this code, from their file names."""
+    return {p.name.split("_", 1)[0] for p in (_MIGRATIONS / "versions").glob("[0-9]*_*.py")}
+
+
+#: The newest migration, read from the file names so that adding one cannot leave it behind
+#: (a stale value would make every open run Alembic); an older database is upgraded on open.
+HEAD_REVISION = max(known_revisions())
 
 
 def utcnow() -> datetime:
@@ -74,14 +87,12 @@ class ModelRow(Base):
     __tablename__ = "models"
     __table_args__ = (
         Index("uq_models_type_name_version", "model_type", "name", "version", unique=True),
-        # At most one active version per type, enforced by the database itself.
-        Index(
-            "uq_models_one_active",
-            "model_type",
-            unique=True,
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
-        ),
+        # At most one active version per type is enforced by the database itself, with the
+        # partial unique index ``uq_models_one_active`` (``WHERE status = 'active'``) that
+        # migration 0001 creates. It is not declared here: its ``postgresql_where`` would make
+        # SQLAlchemy import the PostgreSQL dialect when this module loads (~40 ms on every CLI
+        # call, issue 9), and this metadata never creates tables (Alembic does). Declaring it
+        # without its WHERE clause would describe a different, wrong index.
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -140,6 +151,9 @@ class JobRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     objective: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[str] = mapped_column(Text, default="{}")
+    # Added by migration 0003 (isolation).
+    isolation: Mapped[str | None] = mapped_column(String(32))
+    slot: Mapped[int | None] = mapped_column(Integer)
 
 
 class Database:
@@ -151,7 +165,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        try:
+            self.engine = _make_engine(url)
+        except (ArgumentError, ImportError) as exc:  # a malformed URL, a driver not installed
+            raise database_error("cannot use the database URL", url, exc) from exc
         self._write_engine = self.engine.execution_options(sandbox_write=True)
 
     @contextmanager
@@ -169,15 +186,31 @@ class Database:
             yield session
 
     def revision(self) -> str | None:
-        """The schema revision of the database, or None for an empty database."""
+        """The schema revision of the database, or None for an empty database.
+
+        Raises:
+            DatabaseError: the database cannot be reached.
+        """
         try:
-            with self.engine.connect() as conn:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            raise database_error("cannot reach the database at", self.url, exc) from exc
+        with conn:
+            try:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except (OperationalError, ProgrammingError):
-            return None
+            except (OperationalError, ProgrammingError):
+                return None  # no alembic_version table yet
 
     def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision``, holding the write lock so only one process does."""
+        """Apply migrations up to ``revision``, holding the write lock so only one process does.
+
+        Raises:
+            SchemaVersionError: the database is at a revision this code does not know (a newer
+                sandbox_kit migrated it); nothing is changed.
+        """
+        current = self.revision()
+        if current is not None and current not in known_revisions():
+            raise SchemaVersionError(url=public_url(self.url), revision=current, head=HEAD_REVISION)
         from alembic import command
         from alembic.config import Config
 
@@ -190,13 +223,54 @@ class Database:
             command.upgrade(cfg, revision)
 
     def ensure_schema(self) -> None:
-        """Upgrade the database to :data:`HEAD_REVISION` when it is older (or empty)."""
+        """Upgrade the database to :data:`HEAD_REVISION` when it is older (or empty).
+
+        The check is one ``SELECT`` on ``alembic_version``; Alembic itself is imported only when
+        an upgrade is due, so opening an up-to-date database stays fast (issue 9).
+
+        Raises:
+            DatabaseError: the database cannot be reached.
+            SchemaVersionError: the database is newer than this code.
+        """
         if self.revision() != HEAD_REVISION:
             self.upgrade()
 
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def public_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password`` query key) as ``***``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    # The "***" in the query is percent-encoded when rendered: show it as typed.
+    return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+
+
+def database_error(what: str, url: str, exc: BaseException) -> DatabaseError:
+    """``<what> <url>: <reason>`` as a :class:`DatabaseError`, the password hidden in both.
+
+    The reason is the first line of the driver's own message (the rest is hints and
+    SQLAlchemy's links), so the CLI prints one line.
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(cause).__name__
+    try:
+        parsed = make_url(url)
+        secrets = [parsed.password, parsed.query.get("password")]
+    except ArgumentError:
+        secrets = []
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            reason = reason.replace(secret, "***")
+    shown = public_url(url)
+    return DatabaseError(f"{what} {shown}: {reason}", url=shown, reason=reason)
 
 
 def _make_engine(url: str) -> Engine:

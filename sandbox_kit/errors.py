@@ -9,7 +9,9 @@ need. ``str(err)`` is always one sentence naming the offending thing, ready for 
     ├── ValidationError      bad input: an upload, a config, a name; nothing was written
     ├── NotFoundError        no model or job with that id
     ├── ConflictError        the request clashes with current state (delete while running, ...)
-    └── RunError             a run could not be started (no active model, missing interpreter)
+    ├── RunError             a run could not be started (no active model, missing interpreter)
+    └── DatabaseError        the database cannot be reached or its URL is unusable
+        └── SchemaVersionError   the database's schema is newer than (or unknown to) this code
 """
 
 from __future__ import annotations
@@ -92,6 +94,41 @@ class RunError(SandboxKitError):
     def __init__(self, message: str, *, model_type: str | None = None) -> None:
         self.model_type = model_type
         super().__init__(message)
+
+
+class DatabaseError(SandboxKitError):
+    """The database cannot be used: unreachable, refused, or its URL names no usable driver.
+
+    Attributes:
+        url: the database URL with any password replaced by ``***``.
+        reason: the underlying error, on one line.
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(message)
+
+
+class SchemaVersionError(DatabaseError):
+    """The database was migrated by another version of sandbox_kit than this one knows.
+
+    Attributes:
+        revision: the database's schema revision.
+        head: the newest revision this sandbox_kit knows.
+    """
+
+    def __init__(self, *, url: str, revision: str, head: str) -> None:
+        self.revision = revision
+        self.head = head
+        newer = revision.isdigit() and head.isdigit() and int(revision) > int(head)
+        what = "newer than" if newer else "unknown to"
+        super().__init__(
+            f"the database at {url} is at schema revision {revision}, {what} this sandbox_kit "
+            f"({head}); upgrade sandbox_kit",
+            url=url,
+            reason=f"schema revision {revision}",
+        )
 
 
 def _at(word: str, value: int | None) -> str | None:

@@ -98,21 +98,48 @@ class Job:
         return self.refresh().info
 
     def logs(self, since: int = 0) -> list[LogLine]:
-        """The structured lines written so far with ``seq > since``."""
+        """The structured lines written so far with ``seq > since``, as one list.
+
+        The whole list is held in memory; prefer :meth:`iter_logs` for big logs.
+        """
         return read_lines(self.info.log_path, since)
 
+    def iter_logs(self, since: int = 0) -> Iterator[LogLine]:
+        """The structured lines written so far with ``seq > since``, one at a time.
+
+        The log is read in chunks of about a megabyte, so memory stays constant however long
+        it is (up to the 1 GiB log cap). Lines written while iterating may or may not be
+        included; use :meth:`follow` to wait for the job's end.
+        """
+        tail = LogTail(self.info.log_path, since)
+        while True:
+            before = tail.offset
+            for item in tail.read(_CHUNK):
+                if isinstance(item, LogLine):
+                    yield item
+            if tail.offset == before:  # nothing complete left (lines <= since move it too)
+                return
+
     def raw_log(self) -> bytes:
-        """Every byte the model wrote to stdout and stderr, in arrival order."""
+        """Every byte the model wrote to stdout and stderr, in arrival order.
+
+        The whole log is held in memory; :func:`sandbox_kit.logs.iter_raw` streams it.
+        """
         return raw_bytes(self.info.log_path)
 
     def result(self) -> dict[str, Any] | None:
-        """The model's parsed ``result.json``, or None when it wrote none."""
-        return read_result(self.info.result_dir)
+        """The model's parsed ``result.json``, or None when it wrote none.
+
+        Raises:
+            ValidationError: the file is over ``Settings.result_max_bytes`` (it is not read),
+                or is not a JSON object.
+        """
+        return read_result(self.info.result_dir, max_bytes=self._sandbox.settings.result_max_bytes)
 
     def metric_points(self, since: int = 0) -> list[MetricPoint]:
         """The live metrics in the log lines with ``seq > since``: ``::metric`` lines and the
         progress rows of HiGHS's MIP log (see :mod:`sandbox_kit.telemetry`)."""
-        return metrics_from_lines(self.logs(since))
+        return metrics_from_lines(self.iter_logs(since))
 
     def tables(self) -> dict[str, Path]:
         """The tables the model registered in ``result.json``, name -> file.
@@ -136,28 +163,42 @@ class Job:
                 found[str(name)] = path
         return found
 
-    def files(self) -> list[Path]:
-        """Every regular file in the result folder and its subfolders, sorted.
+    def files(self, *, limit: int | None = None) -> list[Path]:
+        """The regular files in the result folder and its subfolders, sorted.
 
         Symlinks are neither listed nor followed: they may lead out of the folder.
+
+        Args:
+            limit: stop after this many files (the first ones in sorted order), so a model
+                that wrote a million files costs a viewer little.
         """
-        root = Path(self.info.result_dir)
         found: list[Path] = []
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = Path(folder, name)
+        # Depth first with each folder's entries sorted gives the order of sorted(paths); an
+        # explicit stack, as a model may nest folders deeper than Python's recursion limit.
+        root = Path(self.info.result_dir)
+        stack = [root]
+        while stack and (limit is None or len(found) < limit):
+            path = stack.pop()
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue  # removed while we looked
+            if stat.S_ISREG(mode) and path != root:
+                found.append(path)
+            elif stat.S_ISDIR(mode):
                 try:
-                    if stat.S_ISREG(path.lstat().st_mode):
-                        found.append(path)
+                    names = sorted(os.listdir(path), reverse=True)
                 except OSError:
-                    continue  # removed while we looked
-        return sorted(found)
+                    continue
+                stack.extend(path / name for name in names)
+        return found
 
     def follow(self, since: int = 0, *, stop: Callable[[], bool] | None = None) -> Iterator[Event]:
         """Yield the job's events until it ends (or ``stop()`` returns True).
 
         Every log line with ``seq > since`` is yielded exactly once, in order, whether the job
-        is still running, long finished, or started by another process.
+        is still running, long finished, or started by another process. A job that never ran
+        (cancelled while queued) yields only its terminal event, without ``started``.
         """
         tail = LogTail(self.info.log_path, since)
         announced = False
@@ -166,18 +207,21 @@ class Job:
             if time.monotonic() >= next_status:
                 self.refresh()
                 next_status = time.monotonic() + _STATUS_POLL_S
-            if not announced and self.status is not JobStatus.QUEUED:
+            ran = self.status is JobStatus.RUNNING or self.info.started_at is not None
+            if not announced and ran:
                 announced = True
                 yield Event("started", self.info)
             terminal = self.status.terminal
-            items = tail.read(_CHUNK)
-            for item in items:
+            before = tail.offset
+            for item in tail.read(_CHUNK):
                 if isinstance(item, LogLine):
                     yield Event("log", self.info, line=item)
                 else:
                     yield Event("progress", self.info, progress=item)
-            if items:
-                continue  # more may be waiting: a long backlog is read in bounded chunks
+            if tail.offset != before:
+                # More may be waiting: a long backlog is read in bounded chunks (a chunk of
+                # lines at or below ``since`` yields nothing, yet is no reason to stop).
+                continue
             if terminal:
                 # The supervisor closes the log before it records the end: all lines are in.
                 yield Event(_TERMINAL_EVENT[self.status], self.info)

@@ -76,4 +76,5 @@ def to_info(row: JobRow) -> JobInfo:
         outcome=row.outcome,
         objective=row.objective,
         metrics=json.loads(row.metrics or "{}"),
+        isolation=row.isolation,
     )

@@ -106,8 +106,14 @@ def submit(
         "result_max_bytes": settings.result_max_bytes,
         "max_metrics": settings.max_metrics,
         "db_retry_s": settings.db_retry_s,
+        "model_sha256": model.sha256,
+        "isolation": settings.isolation,
+        "network": settings.network_for(kind),
+        "job_uid_base": settings.job_uid_base,
+        "max_processes": settings.max_processes,
     }
     result_dir.mkdir(parents=True)
+    _keep_secrets(paths, job_id, settings.env_allow)
     lifecycle.create(
         id=job_id,
         model_id=model.id,
@@ -188,9 +194,9 @@ def _model_env(
     settings: Settings,
 ) -> dict[str, str]:
     # Exactly the design's contract: nothing else of the caller's environment (its secrets
-    # included) reaches a model, except names the operator allow-listed.
-    env = {name: os.environ[name] for name in settings.env_allow if name in os.environ}
-    env.update(
+    # included) reaches a model, except names the operator allow-listed (those travel apart,
+    # see _keep_secrets, so the job row never holds their values).
+    return dict(
         JOB_ID=job_id,
         MODEL_TYPE=kind,
         CONFIG=config_json,
@@ -204,7 +210,18 @@ def _model_env(
         PYTHONIOENCODING="utf-8",
         PYTHONDONTWRITEBYTECODE="1",
     )
-    return env
+
+
+def _keep_secrets(paths: Paths, job_id: str, names: tuple[str, ...]) -> None:
+    # SANDBOX_ENV_ALLOW values (API keys, ...) are written to a 0600 file outside every jail
+    # and outside the registry (issue 8); the supervisor reads and deletes it at start.
+    values = {name: os.environ[name] for name in names if name in os.environ}
+    if not values:
+        return
+    path = paths.secrets(job_id)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(values, out)
 
 
 def queue_spec(settings: Settings) -> dict[str, Any]:

@@ -66,10 +66,15 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A job this process moved from ``queued`` to ``running`` and must now start."""
+    """A job this process moved from ``queued`` to ``running`` and must now start.
+
+    ``slot`` is the lowest slot number no other running job holds; with isolation it picks
+    the job's uid, so two running jobs never share one (issue 8).
+    """
 
     job_id: str
     spec: dict[str, Any]
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,12 @@ class Lifecycle:
                 "SELECT id, model_type, spec FROM jobs WHERE status = :q ORDER BY created_at, id",
                 {"q": QUEUED},
             ).all()
+            taken = {
+                slot
+                for (slot,) in st.run(
+                    "SELECT slot FROM jobs WHERE status = :r AND slot IS NOT NULL", {"r": RUNNING}
+                ).all()
+            }
             now = self.now()
             for job_id, model_type, spec in queued:
                 if free <= 0:
@@ -149,13 +160,16 @@ class Lifecycle:
                 cap = per_type.get(model_type)
                 if cap is not None and running[model_type] >= cap:
                     continue
+                slot = next(n for n in range(len(taken) + 1) if n not in taken)
+                taken.add(slot)
                 st.run(
-                    "UPDATE jobs SET status = :r, claimed_at = :now WHERE id = :id AND status = :q",
-                    {"r": RUNNING, "q": QUEUED, "now": now, "id": job_id},
+                    "UPDATE jobs SET status = :r, claimed_at = :now, slot = :slot "
+                    "WHERE id = :id AND status = :q",
+                    {"r": RUNNING, "q": QUEUED, "now": now, "slot": slot, "id": job_id},
                 )
                 running[model_type] += 1
                 free -= 1
-                claimed.append(Claimed(job_id, json.loads(spec)))
+                claimed.append(Claimed(job_id, {**json.loads(spec), "slot": slot}, slot))
         return claimed
 
     def spawned(self, job_id: str, *, pid: int, pid_started: float | None) -> None:
@@ -177,15 +191,17 @@ class Lifecycle:
         python_version: str,
         supervisor_pid: int,
         supervisor_started: float | None,
+        isolation: str,
     ) -> bool:
         """The supervisor's first word: the model runs. Returns True if a cancel is pending."""
         with self.conn.write() as st:
             st.run(
                 "UPDATE jobs SET started_at = :started, heartbeat_at = :now, model_pid = :mp, "
                 "model_started = :ms, host = :host, python_version = :pv, "
-                "supervisor_pid = :sp, supervisor_started = :ss "
+                "supervisor_pid = :sp, supervisor_started = :ss, isolation = :iso "
                 "WHERE id = :id AND status = :r",
                 {
+                    "iso": isolation,
                     "sp": supervisor_pid,
                     "ss": supervisor_started,
                     "started": started,

@@ -184,6 +184,12 @@ class LogTail:
         self._offset = 0
         self._progress: dict[bytes, str] = {}  # per stream: the line being redrawn
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the file consumed so far. A :meth:`read` that returns nothing may still
+        have moved it (every record it read had ``seq <= since``): more may be waiting."""
+        return self._offset
+
     def read(self, max_bytes: int | None = None, *, skip: bool = False) -> list[LogLine | Progress]:
         """What is complete since the last call, in order.
 
@@ -239,20 +245,34 @@ def read_lines(path: str | os.PathLike[str], since: int = 0) -> list[LogLine]:
 
 
 def raw_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The model's output exactly as written (both streams, in arrival order)."""
+    """The model's output exactly as written (both streams, in arrival order), in memory."""
+    return b"".join(iter_raw(path))
+
+
+def iter_raw(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The model's output exactly as written, in pieces of about ``chunk_bytes``.
+
+    Memory stays constant however long the log is; a half-written last record is left out.
+    """
+    chunk_bytes = max(chunk_bytes, 2 * LINE_MAX)  # room for one whole record
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, around the yields
     except FileNotFoundError:
-        return b""
-    out: list[bytes] = []
-    for record in data.split(b"\n")[:-1]:
-        _, _, flags, raw = record.split(b"\t", 3)
-        kind = flags[2:3]
-        if kind == b"x":
-            continue
-        out.append(raw + b"\n" if kind == b"n" else raw)
-    return b"".join(out)
+        return
+    with fh:
+        carry = b""
+        while block := fh.read(chunk_bytes):
+            data = carry + block
+            end = data.rfind(b"\n") + 1
+            carry = data[end:]
+            out: list[bytes] = []
+            for record in data[:end].split(b"\n")[:-1]:
+                _, _, flags, raw = record.split(b"\t", 3)
+                kind = flags[2:3]
+                if kind != b"x":
+                    out.append(raw + b"\n" if kind == b"n" else raw)
+            if out:
+                yield b"".join(out)
 
 
 def _display(raw: bytes) -> str:

@@ -139,6 +139,9 @@ class JobInfo:
     outcome: str | None = None
     objective: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: How the job was isolated: ``namespaces`` (bubblewrap), ``partial`` (unshare, no
+    #: filesystem view) or ``none``; None until the supervisor has started it.
+    isolation: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -175,6 +178,7 @@ class JobInfo:
             "outcome": self.outcome,
             "objective": self.objective,
             "metrics": self.metrics,
+            "isolation": self.isolation,
         }
 
 

@@ -8,8 +8,10 @@ failure leaves neither behind.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
-import shutil
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
@@ -85,6 +87,9 @@ class Registry:
                 # The file is written inside the transaction: if writing fails the row is rolled
                 # back, and if the commit fails the file is removed below.
                 target.write_bytes(source.data)
+                # Stored models are read-only and the sandbox's (issue 8); the supervisor also
+                # checks the sha256 right before each run.
+                target.chmod(0o444)
                 view = _view(row, self.paths)
         except BaseException:
             target.unlink(missing_ok=True)
@@ -152,7 +157,9 @@ class Registry:
         """Remove a version, its file, and its jobs' records, logs and result folders.
 
         Raises:
-            ConflictError: one of its jobs is queued or running.
+            ConflictError: one of its jobs is queued or running (nothing was deleted); or the
+                records were deleted but some files could not be removed (the message names
+                the first, after every file was tried).
         """
         with self.db.write() as s:
             row = _get(s, model_id)
@@ -175,12 +182,66 @@ class Registry:
             s.execute(delete(JobRow).where(JobRow.model_id == model_id))
             s.delete(row)
         # Files go after the commit: a failed commit must not have removed anything.
-        Path(view.path).unlink(missing_ok=True)
-        for job_id, log_path in jobs:
-            Path(log_path).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self.paths.jobs / job_id)
+        failures: list[OSError] = []
+        for path in [Path(view.path), *(Path(log_path) for _, log_path in jobs)]:
+            _try(os.unlink, path, failures)
+        for job_id, _ in jobs:
+            failures += _remove_tree(self.paths.jobs / job_id)
+        if failures:
+            first = failures[0]
+            raise ConflictError(
+                f"model {model_id} ({view.name} v{view.version}) was deleted, but "
+                f"{len(failures)} of its files or folders could not be removed, first "
+                f"{first.filename}: {first.strerror or first}; remove them by hand",
+                model_id=model_id,
+            ) from first
         return view
+
+
+def _remove_tree(folder: Path) -> list[OSError]:
+    """Remove a job's folder, though the supervisor made its results read-only; returns the
+    errors (every entry is tried, so one stuck file does not keep the rest).
+
+    Deleting an entry needs write permission on its folder, which a finished job's result
+    folders no longer have (``DATA_SOURCE_DIR`` is frozen), so write and search permission are
+    restored on every folder first: only root could remove them without it. Symlinks are
+    removed, never followed. Before issue 9 the errors were suppressed and, for any user but
+    root, the folders stayed behind.
+    """
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            mode = current.lstat().st_mode
+            if not stat.S_ISDIR(mode):
+                continue
+            # Before listing it: a folder without read or search permission cannot be listed.
+            with contextlib.suppress(PermissionError):  # not ours: removal below will say so
+                os.chmod(current, stat.S_IMODE(mode) | stat.S_IRWXU)
+            with os.scandir(current) as entries:
+                stack.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue  # gone (or never made), or unreadable: the removal below reports it
+    errors: list[OSError] = []
+    if not folder.exists():
+        return errors
+    for parent, folders, files in os.walk(folder, topdown=False, onerror=errors.append):
+        for name in files:
+            _try(os.unlink, Path(parent, name), errors)
+        for name in folders:
+            path = Path(parent, name)
+            _try(os.unlink if path.is_symlink() else os.rmdir, path, errors)
+    _try(os.rmdir, folder, errors)
+    return errors
+
+
+def _try(remove: Callable[[Path], None], path: Path, errors: list[OSError]) -> None:
+    try:
+        remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        errors.append(exc)
 
 
 def _model_name(name: str | None, source: ValidatedSource) -> str:

@@ -36,11 +36,16 @@ def register_examples(sandbox: Sandbox, folder: Path = EXAMPLES) -> list[Model]:
     ]
 
 
-def voila_command(notebook: Path, *, host: str, port: int, token: str) -> list[str]:
-    """The Voilà command line: token auth, fixed port, no tracebacks, no sources."""
+def voila_command(notebook: Path, *, host: str, port: int) -> list[str]:
+    """The Voilà command line: token auth, fixed port, no tracebacks, no sources.
+
+    The token itself is not on it (``ps`` shows every command line to every user): Voilà
+    reads it from ``JUPYTER_TOKEN`` in its environment, which only its own user can read.
+    """
     return [
         sys.executable, "-m", "voila", str(notebook), "--no-browser",
-        f"--port={port}", f"--Voila.ip={host}", "--Voila.port_retries=0", f"--token={token}",
+        f"--port={port}", f"--Voila.ip={host}", "--Voila.port_retries=0",
+        "--Voila.auto_token=True",
         "--show_tracebacks=False", "--strip_sources=True",
         f"--Voila.tornado_settings={{'websocket_max_message_size': {_WEBSOCKET_MAX}}}",
     ]  # fmt: skip
@@ -69,8 +74,8 @@ def serve(
     sandbox.close()
     check_port(host, port)
     token = token or secrets.token_urlsafe(24)
-    env = {**os.environ, "SANDBOX_HOME": str(sandbox.home)}
+    env = {**os.environ, "SANDBOX_HOME": str(sandbox.home), "JUPYTER_TOKEN": token}
     print(f"sandbox_kit dashboard: http://{host}:{port}/?token={token}", flush=True)
-    cmd = voila_command(NOTEBOOK, host=host, port=port, token=token)
+    cmd = voila_command(NOTEBOOK, host=host, port=port)
     os.execve(sys.executable, cmd, env)
     return 0  # pragma: no cover - execve does not return

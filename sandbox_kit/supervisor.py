@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.logs import LogWriter
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -61,6 +63,9 @@ class Supervisor:
         self.proc: subprocess.Popen[bytes] | None = None
         self.registrar = Registrar(self)
         self.oplog = _oplog(spec)
+        #: ``namespaces`` (bubblewrap), ``partial`` (unshare) or ``none``; recorded per job.
+        self.isolation = "none"
+        self._jail_tool: str | None = None
 
     def run(self) -> int:
         """Run the job to its end; the return value is the supervisor's exit code."""
@@ -84,6 +89,11 @@ class Supervisor:
         if reason and status != "success":
             self.log.note(f"job {status}: {reason}", _ms(), b"E" if status == "failed" else b"W")
         self.log.close(_ms())
+        if self._jail_tool is not None:
+            from sandbox_kit import jail
+
+            # Back to the sandbox's uid before anything is read or frozen (issue 8).
+            jail.reclaim_dirs(self.spec["job_dir"], self.spec["result_dir"])
         _make_read_only(Path(self.spec["result_dir"]))
         self._record(
             status,
@@ -98,30 +108,84 @@ class Supervisor:
     # -- the model ------------------------------------------------------------------------
 
     def _start(self) -> str | None:
+        """Start the model (jailed unless isolation is off); returns why it could not start."""
         spec = self.spec
         interpreter = spec["interpreter"]
         if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
             return f"interpreter not found or not executable: {interpreter}"
-        if not os.path.isfile(spec["model_path"]):
-            return f"model file is missing: {spec['model_path']}"
-        launcher = str(Path(__file__).with_name("rlimit_exec.py"))
-        limits = [str(v or 0) for v in spec["limits"]]
-        cmd = [sys.executable, "-I", "-S", launcher, *limits, "--"]
-        cmd += [interpreter, "-u", spec["model_path"]]
         try:
-            self.proc = subprocess.Popen(
+            model_fd = os.open(spec["model_path"], os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return f"model file is missing: {spec['model_path']}"
+        try:
+            problem = _check_model(model_fd, spec.get("model_sha256"))
+            if problem is not None:
+                return problem
+            env = {**spec["env"], **_take_secrets(spec)}
+            launcher = str(Path(__file__).with_name("rlimit_exec.py"))
+            limits = [str(v or 0) for v in spec["limits"]]
+            cmd = [sys.executable, "-I", "-S", launcher, *limits, "--"]
+            cmd += [interpreter, "-u", spec["model_path"]]
+            cmd, problem = self._jail(cmd, model_fd)
+            if problem is not None:
+                return problem
+            try:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=spec["job_dir"],
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=(model_fd,) if self.isolation != "none" else (),
+                )
+            except OSError as exc:
+                return f"cannot start the model: {exc}"
+            return None
+        finally:
+            os.close(model_fd)
+
+    def _jail(self, cmd: list[str], model_fd: int) -> tuple[list[str], str | None]:
+        """Wrap the model's command in the jail the spec asks for (issue 8)."""
+        spec = self.spec
+        mode = spec.get("isolation", "auto")
+        if mode == "off":
+            return cmd, None
+        from sandbox_kit import jail
+
+        support = jail.probe()
+        if not support.isolated:
+            if mode == "required":
+                return cmd, f"isolation unavailable: {support.reason}"
+            return cmd, None
+        uid = (
+            jail.slot_uid(spec.get("slot", 0), base=spec["job_uid_base"]) if support.root else None
+        )
+        try:
+            jail.prepare_dirs(spec["job_dir"], spec["result_dir"], uid)
+            wrapped = jail.wrap(
                 cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=spec["job_dir"],
-                env=spec["env"],
-                start_new_session=True,
-                close_fds=True,
+                job_dir=spec["job_dir"],
+                result_dir=spec["result_dir"],
+                model_path=spec["model_path"],
+                interpreter=spec["interpreter"],
+                data_dir=spec["env"].get("DATA_SOURCE_DIR"),
+                network=spec.get("network", "none"),
+                uid=uid,
+                max_procs=spec.get("max_processes") or None,
+                model_fd=model_fd,
+                tool=support.tool,
             )
-        except OSError as exc:
-            return f"cannot start the model: {exc}"
-        return None
+        except (OSError, ValueError, SandboxKitError) as exc:
+            if mode == "required":
+                return cmd, f"isolation unavailable: {exc}"
+            self.log.note(f"running without isolation: {exc}", _ms(), b"W")
+            return cmd, None
+        self.isolation = support.level
+        self._jail_tool = support.tool
+        return wrapped, None
 
     def _pump(self) -> int:
         """Copy output and act on deadlines until the model and its tree are gone."""
@@ -193,19 +257,34 @@ class Supervisor:
         proc.stdout.close()
         proc.stderr.close()
         assert rc is not None
+        if self._jail_tool is not None:
+            from sandbox_kit import jail
+
+            return jail.returncode(rc, tool=self._jail_tool)
         return rc
 
     def _signal_tree(self, sig: int) -> bool:
-        """Send ``sig`` to every descendant, reap adopted zombies; True if any still lives."""
+        """Send ``sig`` to every descendant, reap adopted zombies; True if any still lives.
+
+        In a jail, SIGTERM spares the jail's own processes (bwrap and its pid 1): killing them
+        ends the pid namespace at once, which is what SIGKILL is for, not the grace period.
+        """
         import psutil
 
         assert self.proc is not None
         me = psutil.Process()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
+        spared: set[int | None] = set()
+        if self._jail_tool is not None and sig == signal.SIGTERM:
+            from sandbox_kit import jail
+
+            spared = {self.proc.pid, jail.init_pid(self.proc.pid)}
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
         for child in me.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.send_signal(sig)
+            if child.pid not in spared:
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(sig)
         _reap_adopted(self.proc.pid)
         return _living(me.children(recursive=True))
 
@@ -341,6 +420,7 @@ class Registrar:
                         python_version=spec["python_version"],
                         supervisor_pid=os.getpid(),
                         supervisor_started=_create_time(os.getpid()),
+                        isolation=sup.isolation,
                     )
                     announced = True
                 else:
@@ -371,6 +451,33 @@ class Registrar:
     def _pause(self, seconds: float) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
+
+
+def _check_model(fd: int, expected: str | None) -> str | None:
+    """Refuse a stored model whose bytes are not the ones the registry vouched for."""
+    if not expected:
+        return None
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, 1 << 20):
+        digest.update(chunk)
+    found = digest.hexdigest()
+    os.lseek(fd, 0, os.SEEK_SET)
+    if found != expected:
+        return f"model file changed since upload: expected {expected}, found {found}"
+    return None
+
+
+def _take_secrets(spec: dict[str, Any]) -> dict[str, str]:
+    """The allow-listed environment values left for this job (read once, then deleted)."""
+    from sandbox_kit.config import secrets_path
+
+    path = secrets_path(Path(spec["job_dir"]).parent, spec["job_id"])
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    path.unlink(missing_ok=True)
+    return {str(k): str(v) for k, v in values.items()}
 
 
 def _oplog(spec: dict[str, Any]) -> logging.Logger:

@@ -2,7 +2,8 @@
 
 ``python tests/lifecycle_driver.py URL LIMIT`` with a JSON list of operations on stdin; prints
 a JSON list of events: ``["ended", job_id, status]`` for every terminal transition this process
-made, ``["over", n]`` whenever it saw more than LIMIT jobs running.
+made, ``["over", ...]`` whenever it saw more than LIMIT jobs running (or two SO jobs, or two
+running jobs sharing a slot).
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ def main() -> None:
             (running,) = st.run("SELECT COUNT(*) FROM jobs WHERE status = 'running'").one() or (0,)
             so = st.run("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND model_type = 'SO'")
             (so_running,) = so.one() or (0,)
-        if running > limit or so_running > 1:
-            events.append(["over", running, so_running])
+            shared = st.run(
+                "SELECT slot FROM jobs WHERE status = 'running' GROUP BY slot HAVING COUNT(*) > 1"
+            ).all()
+        if running > limit or so_running > 1 or shared:
+            events.append(["over", running, so_running, len(shared)])
     print(json.dumps(events))
 
 

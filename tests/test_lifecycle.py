@@ -60,7 +60,7 @@ def test_a_job_goes_queued_running_and_ends_once(lifecycle: Lifecycle) -> None:
     create(lifecycle, "J1")
     assert lifecycle.status("J1") == "queued"
     claimed = lifecycle.claim(4, {})
-    assert [(c.job_id, c.spec) for c in claimed] == [("J1", {"job_id": "J1"})]
+    assert [(c.job_id, c.spec, c.slot) for c in claimed] == [("J1", {"job_id": "J1", "slot": 0}, 0)]
     assert lifecycle.status("J1") == "running"
     assert lifecycle.finish("J1", "success", exit_code=0, metrics={"x": 1.0}, truncated=False)
     assert not lifecycle.finish("J1", "failed", reason="late")
@@ -75,7 +75,9 @@ def test_claim_is_fifo_within_the_global_and_per_type_limits(lifecycle: Lifecycl
     assert first == ["J0", "J2", "J3"]  # the second SO waits for its type; others go on
     assert lifecycle.claim(3, {"SO": 1}) == []  # full
     assert lifecycle.finish("J0", "success")
-    assert [c.job_id for c in lifecycle.claim(3, {"SO": 1})] == ["J1"]
+    (again,) = lifecycle.claim(3, {"SO": 1})
+    assert (again.job_id, again.slot) == ("J1", 0)  # the slot J0 freed: two running jobs
+    # never share a slot (and so, isolated as root, never share a uid)
 
 
 def test_cancel_of_queued_running_finished_and_missing_jobs(lifecycle: Lifecycle) -> None:

@@ -78,6 +78,12 @@ def _imported_after(statement: str) -> set[str]:
     ("module", "forbidden"),
     [
         ("sandbox_kit.supervisor", {"ipywidgets", "voila", "sqlalchemy", "alembic"}),
+        # Everything a supervisor imports on its way to recording a job's end (issue 9).
+        (
+            "sandbox_kit.supervisor, sandbox_kit.executor, sandbox_kit.lifecycle, "
+            "sandbox_kit.results, sandbox_kit.oplog",
+            {"ipywidgets", "voila", "sqlalchemy", "alembic", "pandas", "numpy"},
+        ),
         ("sandbox_kit.cli", {"ipywidgets", "voila"}),
         ("sandbox_kit", {"ipywidgets", "voila", "sqlalchemy"}),
     ],

@@ -8,6 +8,8 @@ changes and ``button.click()`` behave as in a notebook.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import logging
 import re
 import threading
@@ -838,3 +840,166 @@ def test_results_view_shows_outcome_charts_tables_and_a_comparison(lite: Sandbox
     assert "line_limit_scale" in view.comparison.value  # config diff
     assert "objective" in view.comparison.value and "Same model source" in view.comparison.value
     assert bytes(view.compare_prices.value).startswith(b"\x89PNG")
+
+
+# -- bounded reads (issue 9) -----------------------------------------------------------------
+
+TABLES_MODEL = """\
+import json, os
+out = os.environ["SANDBOX_RESULT_DIR"]
+with open(os.path.join(out, "flows.csv"), "w") as fh:
+    fh.write("line,flow\\n")
+    for i in range(60_000):  # ~1 MB: more rows than a preview reads, and more bytes
+        fh.write(f"L{i},{i * 0.5}\\n")
+for name in ("a.bin", "b.bin", "c.bin"):
+    with open(os.path.join(out, name), "wb") as fh:
+        fh.write(os.urandom(400_000))
+with open(os.path.join(out, "dispatch.csv"), "w") as fh:
+    fh.write(json.loads(os.environ["CONFIG"])["dispatch"])
+json.dump(
+    {"outcome": "optimal", "objective": 1.0,
+     "tables": {"flows": "flows.csv", "dispatch": "dispatch.csv"}},
+    open(os.path.join(out, "result.json"), "w"),
+)
+"""
+
+
+def tuned_run(sb: Sandbox, tmp_path: Path, dispatch: str = "hour,g1,g2\n0,5,3\n1,6,2\n") -> Job:
+    path = tmp_path / "tables.py"
+    path.write_text(TABLES_MODEL)
+    job = sb.run(sb.upload(path, "DMO").id, config={"dispatch": dispatch})
+    assert job.wait(timeout=60).status is JobStatus.SUCCESS, [x.text for x in job.logs()]
+    return job
+
+
+def small_pages(settings: Settings, **changes: int) -> Settings:
+    return dataclasses.replace(settings, **changes)
+
+
+def test_table_preview_reads_at_most_preview_rows(
+    home: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from sandbox_kit.widgets.results import ResultsView
+
+    sb = Sandbox(home=home, settings=small_pages(settings, preview_rows=25))
+    try:
+        job = tuned_run(sb, tmp_path)
+        view = ResultsView(sb, start=False)
+        view.table_choice.value = "flows"
+        assert view.table.value.count("<tr") == 26  # the header and 25 rows
+        assert "L24" in view.table.value and "L25" not in view.table.value
+        assert "the first 25 rows of" in view.table.value
+        view.table_choice.value = "dispatch"
+        assert "2 rows" in view.table.value and "first" not in view.table.value
+        assert job.id == view.shown
+    finally:
+        _stop_all(sb)
+
+
+def test_files_are_embedded_up_to_a_total_then_the_page_says_how_to_fetch_them(
+    home: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from sandbox_kit.widgets.results import ResultsView
+
+    sb = Sandbox(home=home, settings=small_pages(settings, inline_max_bytes=1 << 20))
+    try:
+        job = tuned_run(sb, tmp_path)
+        files = ResultsView(sb, start=False).files.value
+        embedded = re.findall(r"download='([^']+)' href='data:[^']*base64,([^']*)'", files)
+        names = [name for name, _ in embedded]
+        assert names == ["a.bin", "b.bin", "dispatch.csv", "result.json"]  # c.bin: over 1 MB
+        assert sum(len(base64.b64decode(data)) for _, data in embedded) <= 1 << 20
+        result_dir = Path(job.info.result_dir)
+        assert base64.b64decode(embedded[0][1]) == (result_dir / "a.bin").read_bytes()
+        assert "c.bin (390.6 KB, not embedded" in files
+        assert f"cp {result_dir / 'c.bin'} ." in files and "flows.csv" in files
+        assert f"sandbox-kit status {job.id}</code> prints the result folder" in files
+    finally:
+        _stop_all(sb)
+
+
+def test_a_failing_render_is_shown_once_and_retried_when_the_result_changes(
+    lite: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sandbox_kit.widgets.results import ResultsView
+
+    job = tuned_run(lite, tmp_path, dispatch="hour,mw\n0,1\n1,2,3,4\n")  # a malformed CSV
+    with caplog.at_level(logging.WARNING, logger="sandbox_kit.widgets"):
+        view = ResultsView(lite, start=False)
+        assert "Could not show this run: Error tokenizing data" in view.error.value
+        assert "Traceback" not in view.error.value and "\n" not in view.error.value
+        for _ in range(3):
+            view.refresh()
+        assert len(caplog.records) == 1  # not retried: same job, status and result.json
+        result_dir = Path(job.info.result_dir)
+        for path in (result_dir, result_dir / "dispatch.csv", result_dir / "result.json"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # the finished job's folder is frozen
+        (result_dir / "dispatch.csv").write_text("hour,g1,g2\n0,5,3\n1,6,2\n")
+        view.refresh()
+        assert "Could not show this run" in view.error.value  # still the same data key
+        result = json.loads((result_dir / "result.json").read_text())
+        (result_dir / "result.json").write_text(json.dumps({**result, "message": "fixed"}))
+        view.refresh()
+        assert len(caplog.records) == 1
+    assert view.error.value == ""
+    assert bytes(view.dispatch.value).startswith(b"\x89PNG") and "fixed" in view.summary.value
+
+
+def test_an_oversized_result_is_explained_in_the_summary(
+    home: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from sandbox_kit.widgets.results import ResultsView
+
+    sb = Sandbox(home=home, settings=small_pages(settings, result_max_bytes=100))
+    try:
+        tuned_run(sb, tmp_path)
+        view = ResultsView(sb, start=False)
+        assert "over the 100 B limit; it was not read" in view.summary.value
+        assert view.error.value == "" and view.table_choice.options == ()
+    finally:
+        _stop_all(sb)
+
+
+def test_download_of_a_log_over_the_page_cap_shows_the_command(
+    home: Path, settings: Settings
+) -> None:
+    sb = Sandbox(home=home, settings=small_pages(settings, inline_max_bytes=10_000))
+    try:
+        job = sb.run(upload(sb, "flood.py").id, config={"lines": 2000})
+        job.wait(timeout=30)
+        panel = log_panel(sb)
+        panel.show_job(job.id)
+        panel.download_button.click()
+        assert "data:" not in panel.download.value
+        assert f"sandbox-kit logs {job.id} &gt; {job.id}.log" in panel.download.value
+        assert "too big for the page" in panel.download.value
+    finally:
+        _stop_all(sb)
+
+
+def test_download_link_of_a_multi_chunk_log_holds_every_byte(lite: Sandbox) -> None:
+    job = lite.run(upload(lite, "flood.py").id, config={"lines": 300_000})
+    job.wait(timeout=60)
+    panel = log_panel(lite)
+    panel.show_job(job.id)
+    panel.download_button.click()
+    match = re.search(r'base64,([A-Za-z0-9+/=]*)"', panel.download.value)
+    assert match is not None
+    assert base64.b64decode(match.group(1)) == job.raw_log()  # several MB, encoded in pieces
+
+
+def test_log_panel_keeps_a_bounded_number_of_finished_jobs(lite: Sandbox) -> None:
+    panel = LogPanel(lite, start=False, discover_every=0, max_finished=2)
+    model = upload(lite, "fast_exit.py")
+    jobs = [lite.run(model.id) for _ in range(4)]
+    for job in jobs:
+        job.wait(timeout=30)
+    for _ in range(3):
+        panel.refresh()
+    kept = {job.id for job in jobs[2:]}
+    assert set(panel.jobs) == kept  # the newest two
+    assert {value for _, value in panel.job.options} == {"", *kept}
+    assert "4 lines" in panel.counter.value  # dropped jobs' lines still counted
+    notes = [e for e in panel.entries if e.note]
+    panel.refresh()
+    assert set(panel.jobs) == kept and [e for e in panel.entries if e.note] == notes  # not re-read

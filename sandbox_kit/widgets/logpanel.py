@@ -3,16 +3,20 @@
 It tails the durable log files (the bus, design property 2), so jobs started from the CLI,
 a notebook or another tab appear here too, and a reloaded page backfills running jobs from
 their first line. It keeps at most ``max_lines`` lines and renders at most a few times a
-second, however fast models print; the full log stays in the file (Download).
+second, however fast models print; the full log stays in the file (Download). Memory stays
+bounded on a page left open for weeks: the newest ``max_finished`` finished jobs are kept, and
+"Download log" embeds a log only up to ``Settings.inline_max_bytes`` (issue 9).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,8 +24,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
-from sandbox_kit.humanize import duration
-from sandbox_kit.logs import LogTail, Progress, raw_bytes
+from sandbox_kit.humanize import duration, size
+from sandbox_kit.logs import LogTail, Progress, iter_raw
 from sandbox_kit.records import JobInfo, LogLine
 from sandbox_kit.widgets.pump import Pump, View, keep_value
 from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed
@@ -34,7 +38,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 _SHOWN_CHARS = 2000  # per line on screen; the file keeps the whole line
 _READ_PER_TICK = 256 << 10  # bytes per job per tick: the panel only shows a tail anyway
-_DOWNLOAD_MAX = 20 << 20
+_ENCODE_CHUNK = 1 << 20  # bytes of log read and base64-encoded at a time
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
 
 
@@ -68,6 +72,8 @@ class LogPanel(View):
         max_lines: lines kept on screen (older ones scroll away; the file keeps them).
         period: seconds between renders (at most a few per second).
         discover_every: seconds between looks for jobs started elsewhere.
+        max_finished: finished jobs kept in the job list (the newest; older ones and their
+            counts leave it, their lines scroll away as usual).
         start: start the pump (tests pass False and call :meth:`refresh`).
     """
 
@@ -78,17 +84,21 @@ class LogPanel(View):
         max_lines: int = 1000,
         period: float = 0.3,
         discover_every: float = 1.0,
+        max_finished: int = 50,
         start: bool = True,
     ) -> None:
         self.sandbox = sandbox
         self.max_lines = max_lines
         self.discover_every = discover_every
+        self.max_finished = max_finished
         self.entries: deque[Entry] = deque(maxlen=max_lines)
         self.jobs: dict[str, _Attached] = {}
         self.opened_at = datetime.now(UTC)
         self._next_discovery = 0.0
         self._dirty = True
         self._cleared_at = 0
+        self._forgotten_lines = 0  # lines of jobs dropped from the list, still counted
+        self._forgotten_until: datetime | None = None  # newest creation time dropped
         self.level = W.Dropdown(
             options=[
                 ("All levels", ""),
@@ -162,24 +172,33 @@ class LogPanel(View):
             self._render()
 
     def prepare_download(self) -> None:
-        """Offer the full log of the selected (or latest) job as a download link."""
+        """Offer the full log of the selected (or latest) job as a download link.
+
+        A log over ``Settings.inline_max_bytes`` is not read: the panel shows the command
+        that prints it instead. A smaller one is streamed into the link, so the kernel never
+        holds more than the link itself.
+        """
         job_id = self.job.value or next(reversed(self.jobs), "")
         if not job_id:
             self.download.value = message_html("info", "No job selected.")
             return
         info = self.jobs[job_id].info
-        data = raw_bytes(info.log_path)
-        if len(data) > _DOWNLOAD_MAX:
+        try:
+            stored = os.stat(info.log_path).st_size  # records: a little more than the raw bytes
+        except FileNotFoundError:
+            stored = 0
+        if stored > self.sandbox.settings.inline_max_bytes:
             self.download.value = message_html(
                 "info",
-                f"The log is {len(data) / 2**20:.0f} MB; get it with: "
+                f"The log is {size(stored)}, too big for the page; get it with: "
                 f"sandbox-kit logs {job_id} > {job_id}.log",
             )
             return
-        href = "data:text/plain;charset=utf-8;base64," + base64.b64encode(data).decode()
+        encoded, length = _base64(iter_raw(info.log_path, _ENCODE_CHUNK))
+        href = "data:text/plain;charset=utf-8;base64," + encoded
         self.download.value = (
             f'<a class="sk-download-link" download="{job_id}.log" href="{href}">'
-            f"⬇ {job_id}.log ({len(data):,} bytes)</a>"
+            f"⬇ {job_id}.log ({length:,} bytes)</a>"
         )
 
     # -- the pump -------------------------------------------------------------------------
@@ -198,6 +217,8 @@ class LogPanel(View):
         recent = {i.id: i for i in self.sandbox.jobs(limit=50)}
         for info in recent.values():
             fresh = info.created_at >= self.opened_at
+            if self._forgotten_until is not None and info.created_at <= self._forgotten_until:
+                fresh = False  # dropped from the list on purpose: do not follow it again
             if info.id not in self.jobs and (not info.status.terminal or fresh):
                 self.attach(info.id)
         for job_id, attached in self.jobs.items():
@@ -208,6 +229,25 @@ class LogPanel(View):
                     attached.info = self.sandbox.job_info(job_id)
                 except SandboxKitError:  # deleted meanwhile
                     attached.done = True
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Drop the oldest finished jobs beyond ``max_finished`` (never the selected one)."""
+        finished = [
+            (a.info.created_at, job_id)
+            for job_id, a in self.jobs.items()
+            if a.done and job_id != self.job.value
+        ]
+        if len(finished) <= self.max_finished:
+            return
+        finished.sort()
+        dropped = finished[: len(finished) - self.max_finished]
+        for created, job_id in dropped:
+            self._forgotten_lines += self.jobs.pop(job_id).lines
+            if self._forgotten_until is None or created > self._forgotten_until:
+                self._forgotten_until = created
+        gone = {job_id for _, job_id in dropped}
+        keep_value(self.job, [o for o in self.job.options if o[1] not in gone])
 
     def _read(self, job_id: str, attached: _Attached) -> None:
         ended = attached.info.status.terminal  # read before the file: no line can be missed
@@ -263,7 +303,7 @@ class LogPanel(View):
         set_if_changed(self.view, "value", "".join(_line_html(e) for e in shown))
 
     def _total(self) -> int:
-        return sum(a.lines for a in self.jobs.values())
+        return self._forgotten_lines + sum(a.lines for a in self.jobs.values())
 
     def visible(self) -> list[Entry]:
         """The lines that pass the level, job and search filters."""
@@ -277,6 +317,21 @@ class LogPanel(View):
             and (not job or e.job_id == job)
             and (not needle or needle in e.text.lower())
         ]
+
+
+def _base64(chunks: Iterator[bytes]) -> tuple[str, int]:
+    """``chunks`` joined and base64-encoded, piece by piece; returns (text, raw length)."""
+    parts: list[str] = []
+    length = 0
+    carry = b""
+    for chunk in chunks:
+        length += len(chunk)
+        data = carry + chunk
+        whole = len(data) - len(data) % 3
+        parts.append(base64.b64encode(data[:whole]).decode("ascii"))
+        carry = data[whole:]
+    parts.append(base64.b64encode(carry).decode("ascii"))
+    return "".join(parts), length
 
 
 def _entry(job_id: str, kind: str, line: LogLine) -> Entry:

@@ -1,12 +1,24 @@
-"""The results view: what a model answered, its charts, its history, and run comparison."""
+"""The results view: what a model answered, its charts, its history, and run comparison.
+
+Everything a model wrote is read bounded (issue 9): a table preview reads at most
+``Settings.preview_rows`` rows, charts skip tables over :data:`_CHART_MAX_BYTES`, files are
+embedded as download links up to ``Settings.inline_max_bytes`` in total (past it the page says
+how to fetch them), and a render that fails shows its error once and is retried only when the
+job's status or ``result.json`` changes.
+"""
 
 from __future__ import annotations
 
 import base64
 import difflib
 import html
+import io
 import json
+import logging
+import os
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -16,20 +28,29 @@ from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.humanize import duration, size, when
 from sandbox_kit.jobs import Job
 from sandbox_kit.logs import LogTail
-from sandbox_kit.records import JobInfo, LogLine
+from sandbox_kit.records import JobInfo, JobStatus, LogLine
+from sandbox_kit.results import RESULT_FILE
 from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
 from sandbox_kit.widgets.pump import Pump, View, keep_value
-from sandbox_kit.widgets.style import card, gapped, set_if_changed, status_html
+from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed, status_html
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sandbox_kit.sandbox import Sandbox
 
-_DOWNLOAD_MAX = 5 << 20
+log = logging.getLogger("sandbox_kit.widgets")
+
+_FILE_INLINE_MAX = 5 << 20  # one file embedded in the page; the total is a setting
+_FILES_SHOWN = 100  # files listed; a model may write thousands
+_CHART_MAX_BYTES = 16 << 20  # tables charted; a bigger one is previewed, not charted
+_PREVIEW_BYTES = 1 << 20  # bytes of a table read for its preview, whatever the row count
+_MAX_POINTS = 20_000  # metric points kept for the gap chart; past it, every other is dropped
+_MESSAGE_CHARS = 2000  # of the model's result message
 _CHUNK, _CHUNKS_PER_TICK = 1 << 20, 16
-_PREVIEW_ROWS = 12
 _PRICE_TABLES = ("prices", "lmp")
+
+_DataKey = tuple[str, JobStatus, tuple[int, int] | None]
 
 
 class ResultsView(View):
@@ -49,6 +70,7 @@ class ResultsView(View):
         self._final = False
         self._tail = LogTail("")
         self._points: list[MetricPoint] = []
+        self._failed: _DataKey | None = None  # the data a render failed on: not retried
         self.job = W.Dropdown(
             options=[("No runs yet", "")],
             value="",
@@ -65,6 +87,8 @@ class ResultsView(View):
             control.style.description_width = "95px"
         self.summary = W.HTML()
         self.summary.add_class("sk-result-summary")
+        self.error = W.HTML()
+        self.error.add_class("sk-result-error")
         self.gap = _image("sk-chart-gap")
         self.dispatch = _image("sk-chart-dispatch")
         self.prices = _image("sk-chart-prices")
@@ -85,7 +109,7 @@ class ResultsView(View):
         )
         super().__init__(
             [
-                card("Results", self.job, self.summary, charts_row, css="sk-results"),
+                card("Results", self.job, self.summary, self.error, charts_row, css="sk-results"),
                 gapped(
                     W.HBox(
                         [
@@ -122,9 +146,21 @@ class ResultsView(View):
         if job.id != self.shown:
             self.shown, self._points_seen, self._final = job.id, -1, False
             self._tail, self._points = LogTail(job.info.log_path), []
-        if not self._final:  # a run is drawn while it goes, and once more when it has ended
+        if self._final:  # a run is drawn while it goes, and once more when it has ended
+            return
+        key = _data_key(job)
+        if key == self._failed:
+            return  # shown once; a retry waits for new data (issue 9)
+        try:
             self._render(job)
-            self._final = job.status.terminal  # after a render that did not raise
+        except Exception as exc:  # a bad table or file must not break the page
+            log.warning("results of %s could not be shown", job.id, exc_info=True)
+            self._failed = key
+            self.error.value = message_html("error", f"Could not show this run: {_one_line(exc)}")
+            return
+        self._failed = None
+        set_if_changed(self.error, "value", "")
+        self._final = job.status.terminal  # after a render that did not raise
 
     def select(self, job_id: str) -> None:
         """Show one run (e.g. after it was started from the control panel)."""
@@ -146,17 +182,28 @@ class ResultsView(View):
                 break
             lines = [item for item in items if isinstance(item, LogLine)]
             self._points.extend(metrics_from_lines(lines))
+            while len(self._points) > _MAX_POINTS:  # halve the resolution, keep the shape
+                self._points = self._points[::2]
         points = self._points
         if len(points) != self._points_seen:
             self._points_seen = len(points)
             self.gap.value = charts.gap_chart(points, title=f"MIP gap · {info.model_type.value}")
         has_gap = any(p.name == "mip_gap" for p in points)
         _show(self.gap, has_gap or not info.status.terminal)  # a finished LP has no gap
-        set_if_changed(self.summary, "value", _summary_html(info, job))
+        set_if_changed(
+            self.summary, "value", _summary_html(info, job, self.sandbox.settings.max_metrics)
+        )
         if not info.status.terminal:
             return
-        tables = job.tables()
-        frames = {name: _read_csv(path) for name, path in tables.items()}
+        try:
+            tables = job.tables()
+        except SandboxKitError:  # e.g. result.json over the limit: the summary says so
+            tables = {}
+        frames = {
+            name: frame
+            for name in ("dispatch", *_PRICE_TABLES)
+            if name in tables and (frame := _chart_csv(tables[name])) is not None
+        }
         if "dispatch" in frames:
             self.dispatch.value = charts.dispatch_chart(
                 frames["dispatch"], title=f"Dispatch · {info.model_type.value}"
@@ -169,7 +216,7 @@ class ResultsView(View):
             set_if_changed(image.layout, "display", "block" if present else "none")
         keep_value(self.table_choice, [(name, name) for name in tables])
         self._preview()
-        self.files.value = _files_html(job)
+        self.files.value = _files_html(job, self.sandbox.settings.inline_max_bytes)
         history = self.sandbox.jobs(model_type=info.model_type, limit=200)
         same = [j for j in history if j.model_name == info.model_name and j.objective is not None]
         if same:
@@ -182,16 +229,25 @@ class ResultsView(View):
         if not self.shown or not self.table_choice.value:
             self.table.value = '<div class="sk-muted">No tables.</div>'
             return
-        path = self.sandbox.job(self.shown).tables().get(self.table_choice.value)
-        if path is None:
+        try:
+            path = self.sandbox.job(self.shown).tables().get(self.table_choice.value)
+            if path is None:
+                return
+            rows = self.sandbox.settings.preview_rows
+            frame, whole = _head_csv(path, rows)
+        except Exception as exc:  # a malformed table is the model's problem, not the page's
+            self.table.value = message_html("error", f"Cannot preview this table: {_one_line(exc)}")
             return
-        frame = _read_csv(path)
-        more = f"<div class='sk-muted'>{len(frame):,} rows</div>"
+        if whole:
+            more = f"{len(frame):,} rows"
+        else:
+            more = f"the first {len(frame):,} rows of {size(path.stat().st_size)}; the file: {path}"
         self.table.value = (
-            frame.head(_PREVIEW_ROWS).to_html(
+            "<div style='max-height:420px; overflow:auto'>"
+            + frame.to_html(
                 index=False, border=0, classes="sk-table", float_format="{:,.2f}".format
             )
-            + more
+            + f"</div><div class='sk-muted'>{html.escape(more)}</div>"
         )
 
     def _show_comparison(self) -> None:
@@ -204,18 +260,19 @@ class ResultsView(View):
         except SandboxKitError as exc:
             self.comparison.value = html.escape(str(exc))
             return
-        self.comparison.value = comparison_html(self.sandbox, a.info, b.info)
-        curves = []
-        for job in (a, b):
-            tables = job.tables()
-            name = next((n for n in _PRICE_TABLES if n in tables), None)
-            if name:
-                curves.append(
-                    (
-                        f"{job.info.model_name} v{job.info.model_version} · {job.id[-6:]}",
-                        _read_csv(tables[name]),
-                    )
-                )
+        try:
+            self.comparison.value = comparison_html(self.sandbox, a.info, b.info)
+            curves = []
+            for job in (a, b):
+                tables = job.tables()
+                name = next((n for n in _PRICE_TABLES if n in tables), None)
+                frame = _chart_csv(tables[name]) if name else None
+                if frame is not None:
+                    label = f"{job.info.model_name} v{job.info.model_version} · {job.id[-6:]}"
+                    curves.append((label, frame))
+        except Exception as exc:  # one line, no traceback (STYLE: errors)
+            self.comparison.value = message_html("error", f"Cannot compare: {_one_line(exc)}")
+            curves = []
         if curves:
             self.compare_prices.value = charts.price_chart(curves, title="Prices, overlaid")
         self.compare_prices.layout.display = "block" if curves else "none"
@@ -281,15 +338,23 @@ def _source_diff(sandbox: Sandbox, a: JobInfo, b: JobInfo) -> str:
     return "<pre class='sk-source sk-diff'>" + "\n".join(lines) + "</pre>"
 
 
-def _summary_html(info: JobInfo, job: Job) -> str:
+def _summary_html(info: JobInfo, job: Job, max_metrics: int) -> str:
     outcome = info.outcome or ("running" if not info.status.terminal else "no result")
     badge = status_html(_OUTCOME_STYLE.get(outcome, "idle"), outcome)
-    result = job.result() if info.status.terminal else None
-    message = html.escape(str((result or {}).get("message") or info.reason or ""))
+    try:
+        result = job.result() if info.status.terminal else None
+        said = str((result or {}).get("message") or info.reason or "")
+    except SandboxKitError as exc:  # over the size limit, or not JSON: say why
+        said = f"{info.reason}; {exc}" if info.reason else str(exc)
+    message = html.escape(said[:_MESSAGE_CHARS])
+    # Jobs recorded before the metric cap (issue 9) may carry any number: show a bounded few.
+    shown = list(info.metrics.items())[:max_metrics]
     metrics = "".join(
-        f"<div><span class='sk-muted'>{html.escape(k)}</span> <b>{_num(v)}</b></div>"
-        for k, v in info.metrics.items()
+        f"<div><span class='sk-muted'>{html.escape(k[:200])}</span> <b>{_num(v)}</b></div>"
+        for k, v in shown
     )
+    if len(info.metrics) > len(shown):
+        metrics += f"<div class='sk-muted'>and {len(info.metrics) - len(shown):,} more</div>"
     return (
         f"<div class='sk-result-head'>{status_html(info.status.value)} {badge} "
         f"<span class='sk-objective'>objective <b>{_num(info.objective)}</b></span> "
@@ -311,19 +376,45 @@ _OUTCOME_STYLE = {
 }
 
 
-def _files_html(job: Job) -> str:
+def _files_html(job: Job, budget: int) -> str:
+    """The result files as download links, embedding at most ``budget`` bytes in total."""
+    total = budget
     links = []
-    for path in job.files():
-        data = path.read_bytes() if path.stat().st_size <= _DOWNLOAD_MAX else None
+    left_out = 0
+    files = job.files(limit=_FILES_SHOWN + 1)
+    for path in files[:_FILES_SHOWN]:
         name = html.escape(path.name)
+        data = _read_up_to(path, min(budget, _FILE_INLINE_MAX))
         if data is None:
-            links.append(
-                f"<li>{name} ({size(path.stat().st_size)}, see {html.escape(str(path))})</li>"
-            )
+            left_out += 1
+            try:
+                where = f"{size(path.stat().st_size)}, not embedded; "
+            except OSError:
+                where = ""
+            command = html.escape(f"cp {shlex.quote(str(path))} .")
+            links.append(f"<li>{name} ({where}on the server: <code>{command}</code>)</li>")
             continue
+        budget -= len(data)
         href = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
         links.append(f"<li><a download='{name}' href='{href}'>{name}</a> ({size(len(data))})</li>")
-    return "<div class='sk-card-title'>Files</div><ul class='sk-files'>" + "".join(links) + "</ul>"
+    if len(files) > _FILES_SHOWN:
+        links.append(
+            f"<li class='sk-muted'>more files: only the first {_FILES_SHOWN} are listed</li>"
+        )
+    note = ""
+    if left_out or len(files) > _FILES_SHOWN:
+        note = (
+            "<div class='sk-muted'>The page embeds files up to "
+            f"{size(_FILE_INLINE_MAX)} each and {size(total)} in total. "
+            f"<code>sandbox-kit status {html.escape(job.id)}</code> prints the result folder "
+            "that holds every file.</div>"
+        )
+    return (
+        "<div class='sk-card-title'>Files</div><ul class='sk-files'>"
+        + "".join(links)
+        + "</ul>"
+        + note
+    )
 
 
 def _label(info: JobInfo) -> str:
@@ -334,9 +425,59 @@ def _label(info: JobInfo) -> str:
     )
 
 
-def _read_csv(path: Any) -> pd.DataFrame:
+def _data_key(job: Job) -> _DataKey:
+    """What a failed render depends on: the job, its status and its ``result.json``."""
+    try:
+        st = os.stat(Path(job.info.result_dir) / RESULT_FILE)
+        result = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        result = None
+    return job.id, job.status, result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _read_up_to(path: Path, limit: int) -> bytes | None:
+    """The file's bytes when it holds at most ``limit`` of them, else None (not read)."""
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > limit:
+                return None
+            data = fh.read(limit + 1)  # it may have grown since
+    except OSError:
+        return None
+    return data if len(data) <= limit else None
+
+
+def _head_csv(path: Path, rows: int) -> tuple[pd.DataFrame, bool]:
+    """At most ``rows`` rows (and :data:`_PREVIEW_BYTES`) of a CSV; True if that is surely
+    all of it (a frame of exactly ``rows`` rows may have more behind it)."""
     import pandas as pd
 
+    with open(path, "rb") as fh:
+        data = fh.read(_PREVIEW_BYTES + 1)
+    whole = len(data) <= _PREVIEW_BYTES
+    if not whole:
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            raise ValueError(f"its first line is over {size(_PREVIEW_BYTES)}")
+        data = data[:cut]
+    frame = pd.read_csv(io.BytesIO(data), nrows=rows)
+    return frame, whole and len(frame) < rows
+
+
+def _chart_csv(path: Path) -> pd.DataFrame | None:
+    """A whole table for a chart, or None when it is over :data:`_CHART_MAX_BYTES`."""
+    import pandas as pd
+
+    try:
+        if path.stat().st_size > _CHART_MAX_BYTES:
+            return None
+    except OSError:
+        return None
     return pd.read_csv(path)
 
 

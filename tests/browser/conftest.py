@@ -68,11 +68,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
         "PYTHONUNBUFFERED": "1",
+        "JUPYTER_TOKEN": TOKEN,
     }
     env.pop("SANDBOX_DB_URL", None)
     log = (tmp / "voila.log").open("wb")
     proc = subprocess.Popen(
-        voila_command(NOTEBOOK, host="127.0.0.1", port=port, token=TOKEN),
+        voila_command(NOTEBOOK, host="127.0.0.1", port=port),
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/"

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from playwright.sync_api import expect
 
@@ -140,6 +141,12 @@ def test_7_a_request_without_the_token_is_refused(server: Server) -> None:
     with opener.open(f"{server.base}?token={TOKEN}", timeout=60) as allowed:
         assert allowed.status == 200  # the same page with the token is served
         assert b"application/vnd.jupyter.widget-view+json" in allowed.read()
+    # ... and the token is on no process's command line (issue 8: `ps` shows them to all).
+    command_lines = []
+    for proc in psutil.process_iter(["cmdline"]):
+        command_lines.append(" ".join(proc.info["cmdline"] or []))
+    assert any("voila" in line for line in command_lines)
+    assert not [line for line in command_lines if TOKEN in line]
 
 
 def test_8_a_flood_keeps_the_page_responsive_and_the_panel_bounded(
