@@ -77,6 +77,7 @@ __all__ = [
     "reclaim_dirs",
     "returncode",
     "slot_uid",
+    "support",
     "wrap",
 ]
 
@@ -177,6 +178,14 @@ def probe() -> JailSupport:
     if problem is None:
         return dataclasses.replace(found, level="partial", tool="unshare", reasons=reasons)
     return dataclasses.replace(found, reasons=(*reasons, f"unshare + setpriv: {problem}"))
+
+
+def support(tool: str) -> JailSupport:
+    """What :func:`probe` would say when ``tool`` is known to work, without a trial run."""
+    level = {"bwrap": "namespaces", "unshare": "partial"}.get(tool)
+    if level is None:
+        raise ValueError(f"tool must be 'bwrap' or 'unshare', not {tool!r}")
+    return dataclasses.replace(_found(), level=level, tool=tool)
 
 
 def slot_uid(slot_index: int, *, base: int = DEFAULT_UID_BASE) -> int:

@@ -108,6 +108,8 @@ def submit(
         "db_retry_s": settings.db_retry_s,
         "model_sha256": model.sha256,
         "isolation": settings.isolation,
+        # Probed once per process here, so each supervisor need not pay a trial run.
+        "jail_tool": None if settings.isolation == "off" else _jail_tool(),
         "network": settings.network_for(kind),
         "job_uid_base": settings.job_uid_base,
         "max_processes": settings.max_processes,
@@ -222,6 +224,12 @@ def _keep_secrets(paths: Paths, job_id: str, names: tuple[str, ...]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(values, out)
+
+
+def _jail_tool() -> str | None:
+    from sandbox_kit import jail
+
+    return jail.probe().tool
 
 
 def queue_spec(settings: Settings) -> dict[str, Any]:

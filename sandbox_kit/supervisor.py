@@ -155,11 +155,14 @@ class Supervisor:
             return cmd, None
         from sandbox_kit import jail
 
-        support = jail.probe()
-        if not support.isolated:
-            if mode == "required":
-                return cmd, f"isolation unavailable: {support.reason}"
-            return cmd, None
+        tool: str | None = spec.get("jail_tool")
+        if tool is None:  # the dispatcher found none: look again, and say why
+            tool = jail.probe().tool
+            if tool is None:
+                if mode == "required":
+                    return cmd, f"isolation unavailable: {jail.probe().reason}"
+                return cmd, None
+        support = jail.support(tool)
         uid = (
             jail.slot_uid(spec.get("slot", 0), base=spec["job_uid_base"]) if support.root else None
         )
@@ -176,7 +179,7 @@ class Supervisor:
                 uid=uid,
                 max_procs=spec.get("max_processes") or None,
                 model_fd=model_fd,
-                tool=support.tool,
+                tool=tool,
             )
         except (OSError, ValueError, SandboxKitError) as exc:
             if mode == "required":

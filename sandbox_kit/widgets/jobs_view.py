@@ -30,6 +30,7 @@ _COLUMNS = (
     ("Status", "120px"),
     ("Started", "150px"),
     ("Duration", "80px"),
+    ("Isolation", "90px"),
     ("Exit / reason", "220px"),
 )
 
@@ -73,6 +74,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
             status_html(info.status.value),
             when(info.started_at),
             duration(info.duration_s),
+            html.escape(info.isolation or ""),
             html.escape(exit_text),
         ]
         set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))
