@@ -28,14 +28,26 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from sandbox_kit.jobs import Event, Job
-    from sandbox_kit.records import JobInfo, JobStatus, LogLine, Model, ModelStatus, ModelType
+    from sandbox_kit.records import (
+        DataSet,
+        JobInfo,
+        JobStatus,
+        LogLine,
+        Model,
+        ModelStatus,
+        ModelType,
+        Scenario,
+        SweepInfo,
+    )
     from sandbox_kit.sandbox import Sandbox
+    from sandbox_kit.sweeps import Sweep
     from sandbox_kit.widgets import dashboard
 
 __version__ = "0.1.0"
 
 _WHERE = {
     "ConflictError": "sandbox_kit.errors",
+    "DataSet": "sandbox_kit.records",
     "DatabaseError": "sandbox_kit.errors",
     "Event": "sandbox_kit.jobs",
     "Job": "sandbox_kit.jobs",
@@ -49,15 +61,19 @@ _WHERE = {
     "NotFoundError": "sandbox_kit.errors",
     "RunError": "sandbox_kit.errors",
     "Sandbox": "sandbox_kit.sandbox",
+    "Scenario": "sandbox_kit.records",
     "SandboxKitError": "sandbox_kit.errors",
     "SchemaVersionError": "sandbox_kit.errors",
     "Settings": "sandbox_kit.config",
+    "Sweep": "sandbox_kit.sweeps",
+    "SweepInfo": "sandbox_kit.records",
     "ValidationError": "sandbox_kit.errors",
     "dashboard": "sandbox_kit.widgets",
 }
 
 __all__ = [
     "ConflictError",
+    "DataSet",
     "DatabaseError",
     "Event",
     "Job",
@@ -72,8 +88,11 @@ __all__ = [
     "RunError",
     "Sandbox",
     "SandboxKitError",
+    "Scenario",
     "SchemaVersionError",
     "Settings",
+    "Sweep",
+    "SweepInfo",
     "ValidationError",
     "dashboard",
 ]

@@ -7,8 +7,10 @@ unless ``--debug``. ``--home`` wins over ``$SANDBOX_HOME``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `sandbox-kit logs JOB | head`: the reader left; nothing to say (and stdout is gone).
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
+        return 1
     except (OSError, RuntimeError, ValueError) as exc:
         # Not ours (a missing file, a full disk): still no traceback by default.
         if args.debug:
@@ -56,8 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The job (if any) goes on: it does not belong to this process.
         print("Interrupted; running jobs keep running.", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 1
     except Exception as exc:
         # An unreachable database is reported when the sandbox opens (a DatabaseError); this
         # covers one that fails later, mid-command (issue 9). Anything else is a bug: traceback.
@@ -89,17 +94,21 @@ def _database_failure(exc: Exception) -> str | None:
 
 
 def _sandbox(args: argparse.Namespace) -> Sandbox:
-    # Imported here, not at the top, so `--help` and usage errors need no database layer. The
-    # import creates ~50,000 objects and no garbage, yet the cyclic collector would run ~130
-    # times over them: off meanwhile, the import takes ~10% less time (issue 9).
+    # Imported here, not at the top, so `--help` and usage errors need no database layer.
+    # The import and the opening create ~50,000 long-lived objects and no garbage, yet the
+    # cyclic collector would run ~130 times over them, and again at exit: off meanwhile, then
+    # frozen (ignored by later collections), they cost ~100 ms less per call, a third of the
+    # 300 ms budget of issue 9 (measured in bench/bench_cli.py).
     collecting = gc.isenabled()
     gc.disable()
     try:
         from sandbox_kit.sandbox import Sandbox
+
+        return Sandbox(home=args.home, actor=args.actor)
     finally:
+        gc.freeze()
         if collecting:
             gc.enable()
-    return Sandbox(home=args.home)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--home", help="sandbox folder (default: $SANDBOX_HOME or the current one)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument(
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        help="name recorded in the audit trail (default: $JUPYTERHUB_USER, else the OS user)",
+    )
+    p.add_argument("--version", action="version", version=f"sandbox-kit {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     up = sub.add_parser("upload", help="validate and store a model file as a new version")
@@ -153,7 +169,23 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model (by id, or a type's active version)")
     run.add_argument("target", metavar="MODEL_ID|DMO|RMO|SO")
     run.add_argument("--config", help="JSON object, or @FILE holding one")
-    run.add_argument("--data-source", dest="data_source")
+    run.add_argument(
+        "--data-source",
+        dest="data_source",
+        metavar="SOURCE",
+        help="data:NAME[@VERSION], job:JOB_ID (or a bare job id) or latest:TYPE",
+    )
+    caching = run.add_mutually_exclusive_group()
+    caching.add_argument(
+        "--cache",
+        action="store_const",
+        const=True,
+        dest="cache",
+        help="reuse an identical earlier run's result (default: $SANDBOX_CACHE_<TYPE>)",
+    )
+    caching.add_argument(
+        "--no-cache", action="store_const", const=False, dest="cache", help="always run"
+    )
     run.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     run.add_argument("--wait", action="store_true", help="wait for the end; exit 0 on success")
     run.add_argument("--follow", action="store_true", help="stream the log until the end")
@@ -190,8 +222,43 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8866)
     serve.add_argument("--token", help="access token (default: a random one, printed)")
     serve.add_argument("--no-examples", action="store_true", help="do not register samples")
+    serve.add_argument(
+        "--cull-after",
+        type=int,
+        default=600,
+        metavar="SECONDS",
+        help="shut down a page's kernel within this long after the page is gone "
+        "(default 600; 0: never)",
+    )
     serve.set_defaults(handler=_serve)
+
+    doc = sub.add_parser("doctor", help="what isolation, database and interpreters this has")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(handler=_doctor)
+
+    ex = sub.add_parser("examples", help="copy the sample models into a folder, for editing")
+    ex.add_argument("dest", nargs="?", default="examples", metavar="DEST")
+    ex.set_defaults(handler=_examples)
+
+    au = sub.add_parser("audit", help="who did what: the audit trail, newest first")
+    au.add_argument("--since", help="ISO date or time (UTC), or a span back: 90m, 12h, 7d")
+    au.add_argument("--actor", dest="actor_filter", help="only this actor's entries")
+    au.add_argument("--action", help="only this action (upload, activate, run, cancel, ...)")
+    au.add_argument("--object", dest="object_id", metavar="ID", help="only this model or job")
+    au.add_argument("--limit", type=int, default=1000)
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(handler=_audit)
+
+    from sandbox_kit.cli_data import add_commands  # data, cache and sweep (issue 11)
+
+    add_commands(sub)
     return p
+
+
+def _version() -> str:
+    from sandbox_kit import __version__
+
+    return __version__
 
 
 def _upload(args: argparse.Namespace) -> int:
@@ -220,7 +287,7 @@ def _models(args: argparse.Namespace) -> int:
         print("No models yet. Upload one with: sandbox-kit upload FILE --type DMO")
         return 0
     rows = [_model_row(m) for m in models]
-    _print_table(["ID", "TYPE", "NAME", "VER", "STATUS", "SIZE", "SHA256", "CREATED"], rows)
+    _print_table(["ID", "TYPE", "NAME", "VER", "STATUS", "SIZE", "SHA256", "CREATED", "BY"], rows)
     return 0
 
 
@@ -280,13 +347,14 @@ def _run(args: argparse.Namespace) -> int:
         config=_config(args.config),
         data_source_id=args.data_source,
         timeout=args.timeout,
+        cache=args.cache,
     )
     if not args.json:
-        print(
-            f"Started job {job.id} ({job.info.model_type.value} {job.info.model_name} "
-            f"v{job.info.model_version}).",
-            file=sys.stderr,
-        )
+        what = f"{job.info.model_type.value} {job.info.model_name} v{job.info.model_version}"
+        if job.info.cached_from:
+            print(f"Job {job.id} ({what}) reused job {job.info.cached_from}.", file=sys.stderr)
+        else:
+            print(f"Started job {job.id} ({what}).", file=sys.stderr)
     if args.follow:
         for event in job.follow():
             if event.line is not None:
@@ -320,11 +388,27 @@ def _jobs(args: argparse.Namespace) -> int:
             j.status.value,
             when(j.started_at),
             duration(j.duration_s),
-            j.reason or ("exit 0" if j.exit_code == 0 else ""),
+            j.isolation or "",
+            j.started_by or "",
+            _reason(j),
         ]
         for j in jobs
     ]
-    _print_table(["JOB", "MODEL", "STATUS", "STARTED", "DURATION", "REASON"], rows)
+    headers = ["JOB", "MODEL", "STATUS", "STARTED", "DURATION", "ISOLATION", "BY", "REASON"]
+    _print_table(headers, rows)
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from sandbox_kit.doctor import report
+
+    rows = report(_sandbox(args))
+    if args.json:
+        _print_json(dict(rows))
+        return 0
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:{width}}  {value}")
     return 0
 
 
@@ -377,7 +461,75 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         token=args.token,
         examples=not args.no_examples,
+        cull_after=args.cull_after,
+        actor=args.actor,
     )
+
+
+def _examples(args: argparse.Namespace) -> int:
+    from sandbox_kit.assets import copy_examples
+
+    copies = copy_examples(args.dest)
+    for copy in copies:
+        print(copy)
+    first = next((c for c in copies if c.name == "dmo.py"), None)
+    if first is not None:
+        print(
+            f"Copied {len(copies)} file(s). Upload an edited model with: "
+            f"sandbox-kit upload {first} --type DMO",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from sandbox_kit.audit import parse_since
+
+    since = None if args.since is None else parse_since(args.since)
+    entries = _sandbox(args).audit(
+        since=since,
+        actor=args.actor_filter,
+        action=args.action,
+        object_id=args.object_id,
+        limit=args.limit,
+    )
+    if args.json:
+        _print_json([e.to_dict() for e in entries])
+        return 0
+    if not entries:
+        print("No audit entries match.")
+        return 0
+    rows = [
+        [
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            f"{e.object_type} {e.object_id}",
+            _audit_summary(e.details),
+        ]
+        for e in entries
+    ]
+    _print_table(["AT (UTC)", "ACTOR", "ACTION", "OBJECT", "DETAILS"], rows)
+    return 0
+
+
+def _audit_summary(details: dict[str, Any]) -> str:
+    if "name" in details and "version" in details:
+        text = f"{details.get('model_type', '')} {details['name']} v{details['version']}"
+    elif "model_name" in details:
+        text = f"{details['model_name']} v{details.get('model_version', '?')}"
+    else:
+        text = ""
+    extra = {
+        k: v
+        for k, v in details.items()
+        if k not in {"model_type", "name", "version", "sha256", "model_id", "model_name",
+                     "model_version", "model_sha256"}
+        and v not in (None, {}, "")
+    }  # fmt: skip
+    if extra:
+        text += " " + json.dumps(extra, ensure_ascii=False, sort_keys=True)
+    return text.strip()
 
 
 def _config(value: str | None) -> dict[str, Any] | None:
@@ -418,14 +570,26 @@ def _status_dict(info: JobInfo) -> dict[str, Any]:
     return ordered
 
 
+def _reason(info: JobInfo) -> str:
+    if info.cached_from:
+        return f"cached from {info.cached_from}"
+    if info.best_found:  # stopped, with the best solution it had (issue 15)
+        return f"{info.reason}; {info.best_found}" if info.reason else info.best_found
+    return info.reason or ("exit 0" if info.exit_code == 0 else "")
+
+
 def _summary(info: JobInfo) -> str:
     parts = [f"Job {info.id} {info.status.value}"]
+    if info.cached_from:
+        parts.append(f"(cached from {info.cached_from})")
     if info.reason:
         parts.append(f"({info.reason})")
     if info.duration_s is not None:
         parts.append(f"in {duration(info.duration_s)}")
     if info.outcome:
         parts.append(f"- outcome {info.outcome}")
+    if info.best_found:
+        parts.append(f"- {info.best_found}")
     return " ".join(parts) + "."
 
 
@@ -451,6 +615,7 @@ def _model_row(m: Model) -> list[str]:
         size(m.size),
         m.sha256[:12],
         when(m.created_at),
+        m.created_by or "",
     ]
 
 

@@ -45,8 +45,17 @@ class Settings:
 
     Attributes:
         max_upload_bytes: largest model file accepted.
-        max_running: jobs running at once across all processes (default: CPU count).
-        max_running_per_type: optional extra cap per model type, e.g. ``{"DMO": 1}``.
+        max_running: CPU slots the queue fills when ``cpu_slots`` is not set (default: CPU
+            count; ``SANDBOX_MAX_RUNNING``, its name from when every job took one slot).
+        max_running_per_type: optional extra cap per model type, e.g. ``{"DMO": 1}``, in jobs.
+        cpu_slots: CPU slots running jobs share across all processes (``SANDBOX_CPU_SLOTS``;
+            None: ``max_running``). A job takes as many as its model's header declares
+            (``# sandbox: threads=4``), at least 1 and at most all (issue 15).
+        threads: CPU slots per model type, overriding what the models declare
+            (``SANDBOX_THREADS_DMO`` ...).
+        tokens: licence pools, name -> tokens (``SANDBOX_TOKENS_GUROBI=2``): at most that many
+            jobs that declare ``tokens=gurobi`` run at once, whatever their type. A pool that is
+            not set does not limit.
         timeouts: default wall-clock timeout in seconds per model type (``None``: none).
         interpreters: python executable per model type (default: the sandbox's own).
         env_allow: names of the caller's environment variables passed on to models.
@@ -74,11 +83,24 @@ class Settings:
         db_retry_s: how long a supervisor keeps retrying to record a job's end while the
             database is unavailable (3600; ``SANDBOX_DB_RETRY_S``); the model's output keeps
             landing in its log meanwhile.
+        cache: reuse an earlier identical run's result by default, per model type (off;
+            ``SANDBOX_CACHE=1`` for all types, ``SANDBOX_CACHE_DMO=1`` ... for one); a run's
+            own ``cache=`` (``--cache``/``--no-cache``) wins.
+        data_max_bytes: largest data set accepted, all files together, a zip counted
+            extracted (1 GiB; ``SANDBOX_DATA_MAX_MB``).
+        sweep_max_scenarios: most scenarios one sweep may have (1000; ``SANDBOX_SWEEP_MAX``).
+        cull_after_s: seconds within which a dashboard kernel whose page is gone is shut down
+            (``SANDBOX_CULL_AFTER``, set for its kernels by ``sandbox-kit serve --cull-after``,
+            600 there); the dashboard's views stop refreshing once the page's heartbeat stops.
+            None (elsewhere, e.g. JupyterLab): views always refresh.
     """
 
     max_upload_bytes: int = 10 * MiB
     max_running: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_running_per_type: Mapping[str, int] = field(default_factory=dict)
+    cpu_slots: int | None = None
+    threads: Mapping[str, int] = field(default_factory=dict)
+    tokens: Mapping[str, int] = field(default_factory=dict)
     timeouts: Mapping[str, float | None] = field(default_factory=_default_timeouts)
     interpreters: Mapping[str, str] = field(default_factory=dict)
     env_allow: tuple[str, ...] = ()
@@ -96,6 +118,10 @@ class Settings:
     network: Mapping[str, str] = field(default_factory=dict)
     job_uid_base: int = 200_000
     max_processes: int = 256
+    cache: Mapping[str, bool] = field(default_factory=dict)
+    data_max_bytes: int = GiB
+    sweep_max_scenarios: int = 1000
+    cull_after_s: int | None = None
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:
@@ -105,9 +131,23 @@ class Settings:
             if value not in NETWORK_MODES:
                 raise ValidationError(f"network for {kind} must be none or host, not {value!r}")
 
+    def cache_for(self, model_type: str) -> bool:
+        """Whether runs of this type reuse cached results unless told otherwise."""
+        return self.cache.get(model_type, self.cache.get("*", False))
+
     def network_for(self, model_type: str) -> str:
         """``none`` or ``host``: what a job of this type may reach."""
         return self.network.get(model_type, self.network.get("*", "none"))
+
+    @property
+    def slot_capacity(self) -> int:
+        """The CPU slots running jobs share: ``cpu_slots``, else ``max_running``."""
+        return self.max_running if self.cpu_slots is None else self.cpu_slots
+
+    def threads_for(self, model_type: str, declared: int) -> int:
+        """The CPU slots a run of this type asks for: the operator's override, else what the
+        model declares."""
+        return max(1, self.threads.get(model_type, declared))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +172,17 @@ class Settings:
             max_upload_bytes=_mib(env, "SANDBOX_MAX_UPLOAD_MB", base.max_upload_bytes) or 0,
             max_running=_int(env, "SANDBOX_MAX_RUNNING", base.max_running) or 1,
             max_running_per_type=per_type,
+            cpu_slots=_int(env, "SANDBOX_CPU_SLOTS", None),
+            threads={
+                t: n
+                for t in ("DMO", "RMO", "SO")
+                if (n := _int(env, f"SANDBOX_THREADS_{t}", None)) is not None
+            },
+            tokens={
+                name.removeprefix("SANDBOX_TOKENS_").lower(): _int(env, name, 0) or 0
+                for name in sorted(env)
+                if name.startswith("SANDBOX_TOKENS_") and len(name) > len("SANDBOX_TOKENS_")
+            },
             timeouts=timeouts,
             interpreters=interpreters,
             env_allow=tuple(n for n in env.get("SANDBOX_ENV_ALLOW", "").split(",") if n),
@@ -152,6 +203,15 @@ class Settings:
             },
             job_uid_base=_int(env, "SANDBOX_JOB_UID_BASE", base.job_uid_base) or base.job_uid_base,
             max_processes=_int(env, "SANDBOX_MAX_PROCS", base.max_processes) or 0,
+            cache={
+                kind: _flag(value, name)
+                for kind, name in [("*", "SANDBOX_CACHE")]
+                + [(t, f"SANDBOX_CACHE_{t}") for t in ("DMO", "RMO", "SO")]
+                if (value := env.get(name, "").strip())
+            },
+            data_max_bytes=_mib(env, "SANDBOX_DATA_MAX_MB", base.data_max_bytes) or 0,
+            sweep_max_scenarios=_int(env, "SANDBOX_SWEEP_MAX", base.sweep_max_scenarios) or 0,
+            cull_after_s=_int(env, "SANDBOX_CULL_AFTER", None),
         )
 
 
@@ -166,7 +226,7 @@ class Paths:
         """``home``, else ``$SANDBOX_HOME``, else the current directory; folders are created."""
         root = Path(home or os.environ.get("SANDBOX_HOME") or Path.cwd()).expanduser().resolve()
         paths = cls(root)
-        for folder in (paths.models, paths.logs, paths.jobs):
+        for folder in (paths.models, paths.logs, paths.jobs, paths.data):
             folder.mkdir(parents=True, exist_ok=True)
         return paths
 
@@ -184,6 +244,11 @@ class Paths:
     def jobs(self) -> Path:
         """One private working folder per job, holding its ``result/`` folder."""
         return self.home / "jobs"
+
+    @property
+    def data(self) -> Path:
+        """Stored data sets, one read-only folder per distinct content (``data/<sha256>/``)."""
+        return self.home / "data"
 
     def secrets(self, job_id: str) -> Path:
         """Where a job's allow-listed environment values wait for its supervisor (0600, outside
@@ -214,6 +279,15 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
 def _mib(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     value = _int(env, name, None)
     return default if value is None and name not in env else (value * MiB if value else None)
+
+
+def _flag(value: str, name: str) -> bool:
+    word = value.lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError(f"{name} must be 1 or 0 (true or false), not {value!r}")
 
 
 def _float(value: str, name: str) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -106,6 +107,12 @@ class ModelRow(Base):
     stored_name: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Added by migration 0004 (audit; issue 13).
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    # Added by migration 0006 (slots; issue 15): the header's ``# sandbox: threads=N,
+    # tokens=a+b`` (tokens "+"-joined, "" for none).
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+    tokens: Mapped[str] = mapped_column(String(200), default="")
 
 
 class JobRow(Base):
@@ -154,6 +161,99 @@ class JobRow(Base):
     # Added by migration 0003 (isolation).
     isolation: Mapped[str | None] = mapped_column(String(32))
     slot: Mapped[int | None] = mapped_column(Integer)
+    # Added by migration 0004 (audit; issue 13).
+    started_by: Mapped[str | None] = mapped_column(String(200))
+    # Added by migration 0005 (data sets, result cache, sweeps; issue 11).
+    data_source: Mapped[str | None] = mapped_column(String(300))
+    data_source_sha256: Mapped[str | None] = mapped_column(String(64))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cache_parts: Mapped[str | None] = mapped_column(Text)
+    cached_from: Mapped[str | None] = mapped_column(String(64))
+    cache_miss_reason: Mapped[str | None] = mapped_column(Text)
+    sweep_id: Mapped[str | None] = mapped_column(String(64))
+    sweep_index: Mapped[int | None] = mapped_column(Integer)
+    # Added by migration 0006 (slots; issue 15): CPU slots asked for (what the job holds once
+    # claimed) and licence tokens ("+"-joined).
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+    tokens: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DataSetRow(Base):
+    """One stored version of a data set; its files live in ``data/<sha256>/`` (issue 11)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("uq_datasets_name_version", "name", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    original_name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    files: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SweepRow(Base):
+    """One scenario sweep: a model run once per configuration of a grid (issue 11)."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    model_type: Mapped[str] = mapped_column(String(8))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[str] = mapped_column(Text)  # JSON list of the names that vary
+    base_config: Mapped[str] = mapped_column(Text)
+    data_source_id: Mapped[str | None] = mapped_column(String(300))
+    cache: Mapped[bool] = mapped_column(Boolean)
+    total: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EnvironmentRow(Base):
+    """A set of installed packages, by fingerprint (part of the result cache's key)."""
+
+    __tablename__ = "environments"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    python_version: Mapped[str] = mapped_column(String(64))
+    packages: Mapped[str] = mapped_column(Text)  # JSON object, name -> version
+
+
+class InterpreterRow(Base):
+    """What an interpreter had installed when last looked at, and how to tell it changed."""
+
+    __tablename__ = "interpreters"
+
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    stamp: Mapped[str] = mapped_column(Text)
+    site_dirs: Mapped[str] = mapped_column(Text)  # JSON list
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One entry of the audit trail (migration 0004; issue 13).
+
+    Append-only: triggers in the database refuse ``UPDATE`` and ``DELETE`` on this table, so
+    neither this code nor a user with SQL access rewrites history short of dropping them.
+    """
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_actor", "actor", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text, default="{}")
 
 
 class Database:
@@ -167,7 +267,9 @@ class Database:
         self.url = url
         try:
             self.engine = _make_engine(url)
-        except (ArgumentError, ImportError) as exc:  # a malformed URL, a driver not installed
+        except ImportError as exc:  # a driver not installed: name the extra that brings it
+            raise missing_driver(url, exc) from exc
+        except ArgumentError as exc:  # a malformed URL
             raise database_error("cannot use the database URL", url, exc) from exc
         self._write_engine = self.engine.execution_options(sandbox_write=True)
 
@@ -250,6 +352,21 @@ def public_url(url: str) -> str:
         parsed = parsed.update_query_dict({"password": "***"})
     # The "***" in the query is percent-encoded when rendered: show it as typed.
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+
+
+def missing_driver(url: str, exc: ImportError) -> DatabaseError:
+    """The database's driver is not installed: say which extra installs it (issue 13)."""
+    shown = public_url(url)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
+        return DatabaseError(
+            f"{shown} needs the PostgreSQL driver, which is not installed ({reason}); "
+            "install it with: pip install 'sandbox_kit[postgres]' (and use a "
+            "postgresql+psycopg:// URL)",
+            url=shown,
+            reason=reason,
+        )
+    return database_error("cannot use the database URL", url, exc)
 
 
 def database_error(what: str, url: str, exc: BaseException) -> DatabaseError:

@@ -51,7 +51,12 @@ def dispatch(
     """
     try:
         claimed = retry(
-            lambda: lifecycle.claim(int(queue["max_running"]), dict(queue.get("per_type", {}))),
+            lambda: lifecycle.claim(
+                # "max_running": specs queued before issue 15 named the capacity so.
+                int(queue.get("cpu_slots", queue.get("max_running", 1))),
+                dict(queue.get("per_type", {})),
+                dict(queue.get("tokens", {})),
+            ),
             give_up_after_s=give_up_after_s,
         )
     except TransientError as exc:

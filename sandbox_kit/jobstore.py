@@ -77,4 +77,12 @@ def to_info(row: JobRow) -> JobInfo:
         objective=row.objective,
         metrics=json.loads(row.metrics or "{}"),
         isolation=row.isolation,
+        data_source=row.data_source,
+        data_source_sha256=row.data_source_sha256,
+        cached_from=row.cached_from,
+        cache_miss_reason=row.cache_miss_reason,
+        sweep_id=row.sweep_id,
+        started_by=row.started_by,
+        threads=row.threads or 1,
+        tokens=tuple(t for t in (row.tokens or "").split("+") if t),
     )

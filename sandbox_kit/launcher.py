@@ -25,13 +25,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from sandbox_kit import cache as result_cache
+from sandbox_kit import fingerprint
 from sandbox_kit.config import Paths, Settings
-from sandbox_kit.db import Database, JobRow
+from sandbox_kit.datasource import Source
+from sandbox_kit.db import Database
 from sandbox_kit.errors import RunError, ValidationError
 from sandbox_kit.lifecycle import Lifecycle, utcnow
-from sandbox_kit.records import JobStatus, Model, dumps_config
+from sandbox_kit.records import Model, dumps_config
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _BASIC_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -51,10 +52,21 @@ def submit(
     model: Model,
     *,
     config: dict[str, Any] | None,
-    data_source_id: str | None,
+    source: Source | None,
     timeout: float | None,
+    cache: bool | None = None,
+    sweep: tuple[str, int] | None = None,
+    started_by: str | None = None,
 ) -> str:
-    """Queue a run of ``model`` (the caller dispatches); returns the job id."""
+    """Queue a run of ``model`` (the caller dispatches); returns the job id.
+
+    ``started_by`` is who asked (recorded on the job and in the audit trail, issue 13).
+
+    ``source`` is the data source, already pinned (:func:`sandbox_kit.datasource.resolve`).
+    With ``cache`` (default: the type's setting) an identical earlier run's result is reused:
+    the job is created ``success`` at once and nothing is queued (issue 11). ``sweep`` is the
+    sweep id and scenario index the job belongs to.
+    """
     config = {} if config is None else config
     if not isinstance(config, dict):
         raise ValidationError(f"config must be a JSON object (a dict), not {type(config).__name__}")
@@ -65,10 +77,39 @@ def submit(
     if timeout is not None and not timeout > 0:
         raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
     kind = model.model_type.value
+    interpreter = settings.interpreters.get(kind) or sys.executable
+    effective_timeout = timeout if timeout is not None else settings.timeouts.get(kind)
+    environment = fingerprint.environment(db, interpreter)
+    key = result_cache.make_key(model, json.loads(config_json), source, environment)
+    extra: dict[str, Any] = {
+        "data_source": None if source is None else source.label,
+        "data_source_sha256": None if source is None else source.sha256,
+        "cache_key": key.digest,
+        "cache_parts": json.dumps(key.parts, sort_keys=True),
+        "sweep_id": None if sweep is None else sweep[0],
+        "sweep_index": None if sweep is None else sweep[1],
+        "started_by": started_by,
+    }
     job_id = new_job_id(kind)
+    own = dict(
+        id=job_id,
+        model_id=model.id,
+        model_type=kind,
+        model_name=model.name,
+        model_version=model.version,
+        model_sha256=model.sha256,
+        config=config_json,
+        data_source_id=None if source is None else source.asked,
+        timeout_s=effective_timeout,
+    )
+    if settings.cache_for(kind) if cache is None else cache:
+        hit = result_cache.lookup(db, key)
+        if hit is not None and lifecycle.create_cached(cached_from=hit.job_id, **own, **extra):
+            return job_id
+        extra["cache_miss_reason"] = result_cache.miss_reason(db, key)
     job_dir = paths.jobs / job_id
     result_dir = job_dir / "result"
-    interpreter = settings.interpreters.get(kind) or sys.executable
+    threads = settings.threads_for(kind, model.threads)
     env = _model_env(
         job_id=job_id,
         kind=kind,
@@ -78,20 +119,20 @@ def submit(
         interpreter=interpreter,
         settings=settings,
     )
-    if data_source_id:
-        env["DATA_SOURCE_ID"] = data_source_id
-        with db.read() as s:
-            source = s.get(JobRow, data_source_id)
-            if source is not None and source.status == JobStatus.SUCCESS.value:
-                env["DATA_SOURCE_DIR"] = source.result_dir
-    effective_timeout = timeout if timeout is not None else settings.timeouts.get(kind)
+    if source is not None:
+        env["DATA_SOURCE_ID"] = source.env_id
+        if source.directory is not None:
+            # Bound read-only in the jail (jail.wrap's data_dir).
+            env["DATA_SOURCE_DIR"] = source.directory
     limits = settings.limits
     spec = {
         "job_id": job_id,
         "model_type": kind,
         "model_path": model.path,
         "interpreter": interpreter,
-        "python_version": _python_version(interpreter),
+        "python_version": (
+            environment.python_version if environment else python_version(interpreter)
+        ),
         "env": env,
         "job_dir": str(job_dir),
         "result_dir": str(result_dir),
@@ -113,30 +154,27 @@ def submit(
         "network": settings.network_for(kind),
         "job_uid_base": settings.job_uid_base,
         "max_processes": settings.max_processes,
+        # CPU slots asked for; the claim records what the job got (issue 15).
+        "threads": threads,
     }
     result_dir.mkdir(parents=True)
     _keep_secrets(paths, job_id, settings.env_allow)
     lifecycle.create(
-        id=job_id,
-        model_id=model.id,
-        model_type=kind,
-        model_name=model.name,
-        model_version=model.version,
-        model_sha256=model.sha256,
-        config=config_json,
-        data_source_id=data_source_id,
-        timeout_s=effective_timeout,
+        **own,
         log_path=spec["log_path"],
         result_dir=str(result_dir),
         spec=json.dumps(spec),
+        threads=threads,
+        tokens="+".join(model.tokens),
+        **extra,
     )
     return job_id
 
 
-def cancel(lifecycle: Lifecycle, job_id: str) -> None:
+def cancel(lifecycle: Lifecycle, job_id: str, *, actor: str | None = None) -> None:
     """Stop a job: a queued one never starts, a running one's tree is killed, a finished one
-    is left alone."""
-    ticket = lifecycle.cancel(job_id)
+    is left alone. ``actor`` is recorded in the audit trail."""
+    ticket = lifecycle.cancel(job_id, actor=actor)
     # The supervisor reads the flag at its next heartbeat; once it has beaten, its signal
     # handlers are installed and SIGUSR1 ("cancel requested") makes the cancel immediate.
     # (Signalled earlier, a supervisor still starting up would die without recording anything.)
@@ -179,6 +217,8 @@ def _kill_orphans(job_id: str) -> None:
     The processes are found by the ``JOB_ID`` in their environment, which every process of the
     model inherits (the supervisor may have died before it recorded the model's pid).
     """
+    import psutil
+
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
             if proc.environ().get("JOB_ID") == job_id:
@@ -234,10 +274,15 @@ def _jail_tool() -> str | None:
 
 def queue_spec(settings: Settings) -> dict[str, Any]:
     """The queue limits a dispatcher needs, as plain data (they travel in the run spec)."""
-    return {"max_running": settings.max_running, "per_type": dict(settings.max_running_per_type)}
+    return {
+        "cpu_slots": settings.slot_capacity,
+        "per_type": dict(settings.max_running_per_type),
+        "tokens": dict(settings.tokens),
+    }
 
 
-def _python_version(interpreter: str) -> str:
+def python_version(interpreter: str) -> str:
+    """The version of the Python at ``interpreter`` (``unknown`` when it cannot tell)."""
     if interpreter == sys.executable:
         return platform.python_version()
     try:
@@ -255,6 +300,8 @@ def _python_version(interpreter: str) -> str:
 
 def _same_process(pid: int, started: float | None) -> bool:
     """True when ``pid`` is alive and is the process that started at ``started``."""
+    import psutil  # not at the top: the CLI's read commands import this module (issue 9)
+
     try:
         proc = psutil.Process(pid)
         created, zombie = proc.create_time(), proc.status() == psutil.STATUS_ZOMBIE

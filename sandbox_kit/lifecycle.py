@@ -8,8 +8,12 @@ wins and the others see that nothing changed. Nothing else in sandbox_kit writes
 from          to                          by
 ============  ==========================  ========================================================
 (new)         ``queued``                  :meth:`Lifecycle.create` (``Sandbox.run``)
-``queued``    ``running``                 :meth:`Lifecycle.claim`: oldest first, while the global
-                                          and per-type limits allow (any dispatching process)
+(new)         ``success``                 :meth:`Lifecycle.create_cached`: a cache hit (issue 11);
+                                          no process runs, ``cached_from`` names the job whose
+                                          result and log it hands out
+``queued``    ``running``                 :meth:`Lifecycle.claim`: oldest first, while the CPU
+                                          slots, per-type caps and licence pools allow (any
+                                          dispatching process; policy in its docstring)
 ``queued``    ``cancelled``               :meth:`Lifecycle.cancel`: it never starts
 ``running``   (flag ``cancel_requested``) :meth:`Lifecycle.cancel`: the supervisor stops the tree
 ``running``   ``success`` ``failed``      :meth:`Lifecycle.finish`: the supervisor's verdict
@@ -29,12 +33,13 @@ from __future__ import annotations
 import json
 import platform
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox_kit.dbapi import Connection
+from sandbox_kit import audit
+from sandbox_kit.dbapi import Connection, Statements
 from sandbox_kit.errors import NotFoundError
 
 QUEUED, RUNNING = "queued", "running"
@@ -57,6 +62,32 @@ _CREATE_COLUMNS = (
     "result_dir",
     "spec",
 )
+#: Columns :meth:`Lifecycle.create` and :meth:`Lifecycle.create_cached` also take (issue 11).
+_OPTIONAL_CREATE_COLUMNS = (
+    "data_source",
+    "data_source_sha256",
+    "cache_key",
+    "cache_parts",
+    "cache_miss_reason",
+    "sweep_id",
+    "sweep_index",
+    # Who asked for the run (issue 13); also recorded in the audit trail, same transaction.
+    "started_by",
+    # CPU slots asked for and licence pools ("+"-joined) (issue 15).
+    "threads",
+    "tokens",
+)
+#: What a cache hit takes over from the job whose result it reuses.
+_CACHED_COPY = (
+    "log_path",
+    "result_dir",
+    "outcome",
+    "objective",
+    "metrics",
+    "truncated",
+    "exit_code",
+    "python_version",
+)
 
 
 def utcnow() -> datetime:
@@ -69,12 +100,14 @@ class Claimed:
     """A job this process moved from ``queued`` to ``running`` and must now start.
 
     ``slot`` is the lowest slot number no other running job holds; with isolation it picks
-    the job's uid, so two running jobs never share one (issue 8).
+    the job's uid, so two running jobs never share one (issue 8). ``threads`` is the number of
+    CPU slots it holds (issue 15): a 4-thread job has one ``slot`` and 4 CPU slots.
     """
 
     job_id: str
     spec: dict[str, Any]
     slot: int
+    threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,64 +145,140 @@ class Lifecycle:
         self.now = now
 
     def create(self, **values: Any) -> None:
-        """Insert a new job as ``queued`` (values: the columns of ``_CREATE_COLUMNS``)."""
+        """Insert a new job as ``queued`` (values: the columns of ``_CREATE_COLUMNS``, and
+        any of ``_OPTIONAL_CREATE_COLUMNS``)."""
         missing = set(_CREATE_COLUMNS) - set(values)
         if missing:
             raise TypeError(f"create() needs {sorted(missing)}")
-        row = {name: values[name] for name in _CREATE_COLUMNS}
-        columns = ", ".join(_CREATE_COLUMNS)
-        names = ", ".join(f":{name}" for name in _CREATE_COLUMNS)
+        given = [*_CREATE_COLUMNS, *(c for c in _OPTIONAL_CREATE_COLUMNS if c in values)]
+        row = {name: values[name] for name in given}
+        columns = ", ".join(given)
+        names = ", ".join(f":{name}" for name in given)
         with self.conn.write() as st:
             st.run(
                 f"INSERT INTO jobs ({columns}, status, created_at, truncated, attempt, "
                 f"cancel_requested, metrics) VALUES ({names}, :status, :now, :f, 1, :f, '{{}}')",
                 {**row, "status": QUEUED, "now": self.now(), "f": False},
             )
+            _audit_run(st, values, at=self.now())
 
-    def claim(self, max_running: int, per_type: dict[str, int]) -> list[Claimed]:
-        """Move the oldest queued jobs to ``running`` while the limits allow; FIFO, except that
-        a type at its own cap does not hold back the other types."""
+    def create_cached(self, *, cached_from: str, **values: Any) -> bool:
+        """Insert a job that is a cache hit: ``success`` at once, no process (issue 11).
+
+        ``values`` are the new job's own columns, as for :meth:`create` (its id, model,
+        config, data source, key, sweep; ``log_path``, ``result_dir`` and ``spec`` are not
+        needed). The log, result folder, outcome, objective and metrics are those of
+        ``cached_from``, read in the same transaction. Returns False, inserting nothing, when
+        that job is no longer a ``success`` (deleted meanwhile): the caller runs instead.
+        """
+        own = [c for c in (*_CREATE_COLUMNS, *_OPTIONAL_CREATE_COLUMNS) if c in values]
+        if "id" not in own:
+            raise TypeError("create_cached() needs an id")
+        unknown = set(values) - set(own)
+        if unknown:
+            raise TypeError(f"create_cached() got unknown columns {sorted(unknown)}")
+        own = [c for c in own if c not in _CACHED_COPY and c != "spec"]
+        with self.conn.write() as st:
+            found = st.run(
+                f"SELECT {', '.join(_CACHED_COPY)} FROM jobs WHERE id = :id AND status = :ok",
+                {"id": cached_from, "ok": "success"},
+            ).one()
+            if found is None:
+                return False
+            row = {
+                **{name: values[name] for name in own},
+                **dict(zip(_CACHED_COPY, found, strict=True)),
+            }
+            columns = [*row, "status", "created_at", "started_at", "finished_at", "attempt"]
+            columns += ["cancel_requested", "spec", "cached_from"]
+            now = self.now()
+            params = {
+                **row,
+                "status": "success",
+                "created_at": now,
+                "started_at": now,
+                "finished_at": now,
+                "attempt": 1,
+                "cancel_requested": False,
+                "spec": "{}",
+                "cached_from": cached_from,
+            }
+            st.run(
+                f"INSERT INTO jobs ({', '.join(columns)}) "
+                f"VALUES ({', '.join(f':{c}' for c in columns)})",
+                params,
+            )
+            _audit_run(st, {**values, "cached_from": cached_from}, at=now)
+        return True
+
+    def claim(
+        self,
+        cpu_slots: int,
+        per_type: Mapping[str, int],
+        tokens: Mapping[str, int] | None = None,
+    ) -> list[Claimed]:
+        """Move queued jobs to ``running`` while the CPU slots, the per-type caps and the
+        licence pools allow (issue 15).
+
+        The policy: oldest first. A job takes ``threads`` CPU slots (what it asked for, at
+        most ``cpu_slots``) and one token of each pool it names. A job whose type is at its cap
+        (``per_type``, in jobs) or whose licence pool is empty (``tokens``; a pool not named
+        there does not limit) is passed over and does not hold back the others. A job that
+        needs more CPU slots than are free stops the claim: no younger job starts before it,
+        so a wide job is never starved by a stream of narrow ones (slots may stay idle
+        meanwhile). Each running job also gets the lowest free ``slot`` number, its identity
+        (and, isolated as root, its uid): one per job, whatever its width.
+        """
+        pools = dict(tokens or {})
         claimed: list[Claimed] = []
         with self.conn.write() as st:
-            running: Counter[str] = Counter(
-                dict(
-                    st.run(
-                        "SELECT model_type, COUNT(*) FROM jobs WHERE status = :r "
-                        "GROUP BY model_type",
-                        {"r": RUNNING},
-                    ).all()
-                )
-            )
-            free = max_running - sum(running.values())
+            rows = st.run(
+                "SELECT model_type, threads, tokens, slot FROM jobs WHERE status = :r",
+                {"r": RUNNING},
+            ).all()
+            running: Counter[str] = Counter(kind for kind, _, _, _ in rows)
+            used: Counter[str] = Counter(t for _, _, names, _ in rows for t in _pools(names))
+            free = cpu_slots - sum(max(1, width or 1) for _, width, _, _ in rows)
+            taken = {slot for _, _, _, slot in rows if slot is not None}
             if free <= 0:
                 return []
             queued = st.run(
-                "SELECT id, model_type, spec FROM jobs WHERE status = :q ORDER BY created_at, id",
+                "SELECT id, model_type, spec, threads, tokens FROM jobs WHERE status = :q "
+                "ORDER BY created_at, id",
                 {"q": QUEUED},
             ).all()
-            taken = {
-                slot
-                for (slot,) in st.run(
-                    "SELECT slot FROM jobs WHERE status = :r AND slot IS NOT NULL", {"r": RUNNING}
-                ).all()
-            }
             now = self.now()
-            for job_id, model_type, spec in queued:
+            for job_id, model_type, spec, asked, names in queued:
                 if free <= 0:
                     break
                 cap = per_type.get(model_type)
                 if cap is not None and running[model_type] >= cap:
                     continue
+                wanted = _pools(names)
+                if any(t in pools and used[t] >= pools[t] for t in wanted):
+                    continue
+                width = min(max(1, asked or 1), max(1, cpu_slots))
+                if width > free:
+                    break  # the oldest job that fits its caps goes first (no starvation)
                 slot = next(n for n in range(len(taken) + 1) if n not in taken)
                 taken.add(slot)
                 st.run(
-                    "UPDATE jobs SET status = :r, claimed_at = :now, slot = :slot "
-                    "WHERE id = :id AND status = :q",
-                    {"r": RUNNING, "q": QUEUED, "now": now, "slot": slot, "id": job_id},
+                    "UPDATE jobs SET status = :r, claimed_at = :now, slot = :slot, "
+                    "threads = :width WHERE id = :id AND status = :q",
+                    {
+                        "r": RUNNING,
+                        "q": QUEUED,
+                        "now": now,
+                        "slot": slot,
+                        "width": width,
+                        "id": job_id,
+                    },
                 )
                 running[model_type] += 1
-                free -= 1
-                claimed.append(Claimed(job_id, {**json.loads(spec), "slot": slot}, slot))
+                used.update(wanted)
+                free -= width
+                job_spec = {**json.loads(spec), "slot": slot, "threads": width}
+                claimed.append(Claimed(job_id, job_spec, slot, width))
         return claimed
 
     def spawned(self, job_id: str, *, pid: int, pid_started: float | None) -> None:
@@ -244,9 +353,12 @@ class Lifecycle:
         """``running`` -> ``lost``; returns False when the job had ended meanwhile."""
         return self._end(job_id, (RUNNING,), "lost", {"reason": reason})
 
-    def cancel(self, job_id: str) -> CancelTicket:
+    def cancel(self, job_id: str, *, actor: str | None = None) -> CancelTicket:
         """Cancel a job: a queued one ends ``cancelled`` now; a running one is flagged (its
         supervisor stops the tree and records the end); a finished one is left alone.
+
+        The cancel of a queued or running job is recorded in the audit trail as ``actor``'s,
+        in the same transaction (a finished job's is a no-op and is not recorded).
 
         Raises:
             NotFoundError: no job with this id.
@@ -260,6 +372,16 @@ class Lifecycle:
             if row is None:
                 raise NotFoundError("job", job_id)
             status, pid, pid_started, beat = row
+            if actor is not None and status in (QUEUED, RUNNING):
+                audit.write(
+                    st,
+                    at=self.now(),
+                    actor=actor,
+                    action="cancel",
+                    object_type="job",
+                    object_id=job_id,
+                    details={"status": status},
+                )
             if status == QUEUED:
                 st.run(
                     "UPDATE jobs SET status = 'cancelled', reason = :why, finished_at = :now "
@@ -315,6 +437,39 @@ class Lifecycle:
                 ).rowcount
                 == 1
             )
+
+
+def _audit_run(st: Statements, values: dict[str, Any], *, at: datetime) -> None:
+    """Record who asked for a run (nothing when the caller named nobody)."""
+    if values.get("started_by") is None:
+        return
+    try:
+        config = json.loads(values.get("config") or "{}")
+    except (TypeError, ValueError):
+        config = values.get("config")
+    details: dict[str, Any] = {
+        key: values[key]
+        for key in ("model_id", "model_type", "model_name", "model_version", "model_sha256")
+        if key in values
+    }
+    details["config"] = config
+    for key in ("data_source_id", "data_source", "sweep_id", "cached_from"):
+        if values.get(key) is not None:
+            details[key] = values[key]
+    audit.write(
+        st,
+        at=at,
+        actor=values["started_by"],
+        action="run",
+        object_type="job",
+        object_id=values["id"],
+        details=details,
+    )
+
+
+def _pools(names: str | None) -> list[str]:
+    """The licence pools of a job's ``tokens`` column ("+"-joined)."""
+    return [name for name in (names or "").split("+") if name]
 
 
 def _cancel_flag(st: Any, job_id: str) -> bool:

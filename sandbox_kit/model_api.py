@@ -1,12 +1,14 @@
 """A tiny helper a model may import to speak the sandbox's results protocol.
 
-Three calls cover what a model reports:
+Four calls cover what a model reports:
 
 - :func:`metric` prints a live metric line, ``::metric name=value [name2=value2 ...]``, that the
   sandbox turns into points while the job runs (see :mod:`sandbox_kit.telemetry`);
 - :func:`outcome` records the answer (outcome, objective, message, final metrics) in
   ``$SANDBOX_RESULT_DIR/result.json``;
-- :func:`save_table` writes a CSV into the result folder and registers it under ``tables``.
+- :func:`save_table` writes a CSV into the result folder and registers it under ``tables``;
+- :func:`on_stop` registers a callback that saves what the model has when the sandbox stops
+  the job (timeout or cancel: SIGTERM, then SIGKILL after the grace period).
 
 >>> from sandbox_kit.model_api import metric, outcome, save_table
 >>> metric(gap=0.01, nodes=12)
@@ -27,9 +29,11 @@ import math
 import numbers
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -37,21 +41,42 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 __all__ = [
     "METRIC_PREFIX",
     "OUTCOMES",
+    "STOP_FILE",
     "SupportsToCsv",
     "metric",
+    "on_stop",
     "outcome",
     "result_dir",
     "save_table",
+    "stop_reason",
 ]
 
 METRIC_PREFIX = "::metric"
-OUTCOMES = ("optimal", "feasible", "infeasible", "unbounded", "time_limit", "error")
+OUTCOMES = (
+    "optimal",
+    "feasible",
+    "infeasible",
+    "unbounded",
+    "time_limit",
+    "interrupted",
+    "error",
+)
 RESULT_FILE = "result.json"
+#: Written by the job's supervisor into ``$SANDBOX_JOB_DIR`` just before it sends SIGTERM:
+#: ``timeout`` or ``cancel`` (issue 15). Read with :func:`stop_reason`.
+STOP_FILE = ".sandbox_stop"
+#: The exit status after the :func:`on_stop` callbacks ran: 128 + SIGTERM, as a shell reports a
+#: process that SIGTERM ended.
+STOP_EXIT_STATUS = 128 + signal.SIGTERM
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 # outcome() and save_table() both read, change and replace result.json; a model calling them
 # from several threads must not lose one of the updates.
 _RESULT_LOCK = threading.Lock()
+_STOP_CALLBACKS: list[Callable[[str], object]] = []
+_STOP_SETUP = threading.Lock()  # on_stop() calls
+_STOP_RUN = threading.Lock()  # held by the one thread that runs the callbacks
+_stop_watcher = False  # a thread wakes on SIGTERM even while the main thread is in C code
 
 
 class SupportsToCsv(Protocol):
@@ -117,8 +142,8 @@ def outcome(
     merged name by name.
 
     Args:
-        outcome: ``optimal``, ``feasible``, ``infeasible``, ``unbounded``, ``time_limit`` or
-            ``error``.
+        outcome: ``optimal``, ``feasible``, ``infeasible``, ``unbounded``, ``time_limit``,
+            ``interrupted`` (stopped by a cancel) or ``error``.
         objective: the objective value, a finite number.
         message: one line for people, e.g. why the case is infeasible.
         metrics: final metrics, name -> finite number.
@@ -194,6 +219,120 @@ def save_table(
         result["tables"] = {**(tables if isinstance(tables, dict) else {}), name: relative}
         _write_json(folder / RESULT_FILE, result)
     return relative
+
+
+def on_stop(callback: Callable[[str], object]) -> Callable[[str], object]:
+    """Run ``callback(reason)`` when the sandbox stops the job, to save what the model has.
+
+    A timeout or a cancel sends the model SIGTERM and, after the grace period
+    (``SANDBOX_KILL_GRACE_S``, 5 s by default), SIGKILL. With a callback registered, SIGTERM
+    runs the callbacks (in the order registered, each at most once; one that raises is reported
+    on stderr and the next still runs), then ends the process with status 143 (128 + SIGTERM).
+    ``reason`` is ``"timeout"``, ``"cancel"``, or ``"signal"`` for a SIGTERM the sandbox did not
+    send (see :func:`stop_reason`). A callback typically writes the best solution found so far
+    and calls :func:`outcome` with ``time_limit`` (timeout) or ``interrupted`` (cancel).
+
+    The callbacks run on a watcher thread woken through :func:`signal.set_wakeup_fd`, so they
+    run even while the main thread is inside a solver's C code, provided that code releases the
+    GIL (HiGHS's ``highspy`` does while it solves). If the process already has a wakeup fd (an
+    asyncio loop's), they run in the main thread's signal handler instead, which Python calls
+    between bytecodes only. They should take well under the grace period and must not wait for
+    locks the main thread may hold.
+
+    Args:
+        callback: a function of one argument, the reason.
+
+    Returns:
+        ``callback`` itself, so this works as a decorator.
+
+    Raises:
+        TypeError: ``callback`` is not callable.
+        ValueError: the first call is not made from the main thread (Python installs signal
+            handlers there only).
+    """
+    global _stop_watcher
+    if not callable(callback):
+        raise TypeError(f"on_stop() needs a callable, not {type(callback).__name__}")
+    with _STOP_SETUP:
+        if not _STOP_CALLBACKS:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _stop_watcher = _start_watcher()
+        _STOP_CALLBACKS.append(callback)
+    return callback
+
+
+def stop_reason() -> str:
+    """Why the sandbox is stopping the job: ``"timeout"``, ``"cancel"``, or ``"signal"``.
+
+    The supervisor writes the reason to ``$SANDBOX_JOB_DIR/.sandbox_stop`` (:data:`STOP_FILE`)
+    before it sends SIGTERM; ``"signal"`` means no such note (SIGTERM came from elsewhere, e.g.
+    ``kill`` in a terminal).
+    """
+    folder = Path(os.environ.get("SANDBOX_JOB_DIR") or ".")
+    try:
+        text = (folder / STOP_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return "signal"
+    return text if text in ("timeout", "cancel") else "signal"
+
+
+def _start_watcher() -> bool:
+    """Have a thread run the callbacks when SIGTERM arrives; False when it cannot."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: signal.signal() above has refused already
+        previous = -2
+    if previous != -1:
+        # Someone else's wakeup fd (asyncio's): give it back; the handler does the work.
+        if previous >= 0:
+            signal.set_wakeup_fd(previous)
+        os.close(read_fd)
+        os.close(write_fd)
+        return False
+    thread = threading.Thread(
+        target=_watch, args=(read_fd,), name="sandbox-on-stop", daemon=True
+    )
+    thread.start()
+    return True
+
+
+def _watch(read_fd: int) -> None:
+    # The C-level signal handler writes the signal's number here at once, whatever the main
+    # thread is doing; Python's own handler runs only when the main thread runs bytecode.
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except InterruptedError:
+            continue
+        if not data:
+            return
+        if signal.SIGTERM in data:
+            _run_stop_callbacks()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if _stop_watcher:
+        return  # the watcher thread runs the callbacks; blocking here could deadlock them
+    _run_stop_callbacks()
+
+
+def _run_stop_callbacks() -> None:
+    if not _STOP_RUN.acquire(blocking=False):
+        return  # already running (a second SIGTERM): the first run ends the process
+    try:
+        reason = stop_reason()
+        for callback in list(_STOP_CALLBACKS):
+            try:
+                callback(reason)
+            except BaseException:  # report it; the next callback still saves its part
+                traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(STOP_EXIT_STATUS)
 
 
 def _check_name(name: object, what: str = "metric") -> str:

@@ -82,6 +82,12 @@ class Model:
     size: int
     created_at: datetime
     path: str
+    #: Who uploaded this version (the audit trail's actor; None for versions older than it).
+    created_by: str | None = None
+    #: What its header declares (``# sandbox: threads=4, tokens=gurobi``; issue 15): the CPU
+    #: slots a run takes and the licence pools it draws one token from.
+    threads: int = 1
+    tokens: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -107,6 +113,9 @@ class Model:
             "original_filename": self.original_filename,
             "size": self.size,
             "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "threads": self.threads,
+            "tokens": list(self.tokens),
         }
 
 
@@ -142,6 +151,39 @@ class JobInfo:
     #: How the job was isolated: ``namespaces`` (bubblewrap), ``partial`` (unshare, no
     #: filesystem view) or ``none``; None until the supervisor has started it.
     isolation: str | None = None
+    #: The data source resolved when the job was created (``data:NAME@V``, ``job:ID``, or the
+    #: name given when the sandbox does not know it) and its content identity (issue 11).
+    data_source: str | None = None
+    data_source_sha256: str | None = None
+    #: The job whose result this one reused (a cache hit: no process ran), else None.
+    cached_from: str | None = None
+    #: Why a run that asked for the cache did not reuse an earlier result, field by field.
+    cache_miss_reason: str | None = None
+    sweep_id: str | None = None
+    #: Who started the job (the audit trail's actor; None for jobs older than it).
+    started_by: str | None = None
+    #: CPU slots the job asked for, and holds once running; licence pools it draws from
+    #: (issue 15).
+    threads: int = 1
+    tokens: tuple[str, ...] = ()
+
+    @property
+    def best_found(self) -> str | None:
+        """``"best found $X, gap Y %"`` for a job the sandbox stopped (timeout or cancel) that
+        left a result with an objective (issue 15), else None.
+
+        The gap is the ``mip_gap`` metric (a fraction), when the model reported one.
+        """
+        if self.status not in (JobStatus.TIMEOUT, JobStatus.CANCELLED) or self.objective is None:
+            return None
+        text = f"best found ${self.objective:,.2f}"
+        gap = self.metrics.get("mip_gap")
+        return text if gap is None else f"{text}, gap {100 * gap:.2f} %"
+
+    @property
+    def cached(self) -> bool:
+        """True when the job is a cache hit (its results and log are another job's)."""
+        return self.cached_from is not None
 
     @property
     def duration_s(self) -> float | None:
@@ -179,6 +221,145 @@ class JobInfo:
             "objective": self.objective,
             "metrics": self.metrics,
             "isolation": self.isolation,
+            "data_source": self.data_source,
+            "data_source_sha256": self.data_source_sha256,
+            "cached_from": self.cached_from,
+            "cache_miss_reason": self.cache_miss_reason,
+            "sweep_id": self.sweep_id,
+            "started_by": self.started_by,
+            "threads": self.threads,
+            "tokens": list(self.tokens),
+            "best_found": self.best_found,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DataSet:
+    """One stored version of a data set: read-only files a run gets as ``DATA_SOURCE_DIR``.
+
+    Attributes:
+        sha256: the content identity (of every file's relative path and bytes).
+        kind: what was added: ``file``, ``folder`` or ``zip`` (a zip is stored extracted).
+        files: number of files; ``size``: their total bytes.
+        path: the read-only folder holding the files.
+    """
+
+    id: int
+    name: str
+    version: int
+    sha256: str
+    kind: str
+    original_name: str
+    description: str
+    files: int
+    size: int
+    created_at: datetime
+    path: str
+
+    @property
+    def label(self) -> str:
+        """``NAME@VERSION``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def source(self) -> str:
+        """The data source that names exactly this version: ``data:NAME@VERSION``."""
+        return f"data:{self.label}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The data set as plain JSON-ready data (the CLI's ``data show --json`` shape)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "sha256": self.sha256,
+            "kind": self.kind,
+            "original_name": self.original_name,
+            "description": self.description,
+            "files": self.files,
+            "size": self.size,
+            "created_at": self.created_at.isoformat(),
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SweepInfo:
+    """A scenario sweep: one job per configuration, and how far they have got.
+
+    Attributes:
+        params: the configuration keys that vary between scenarios (the table's columns).
+        done: scenarios whose job has ended (any terminal status); ``total``: all of them.
+        counts: jobs per status.
+    """
+
+    id: str
+    target: str
+    model_id: int | None
+    model_type: ModelType
+    model_name: str
+    model_version: int
+    params: tuple[str, ...]
+    base_config: dict[str, Any]
+    data_source_id: str | None
+    cache: bool
+    total: int
+    created_at: datetime
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """True once every scenario's job has ended."""
+        return self.done >= self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sweep as plain JSON-ready data."""
+        return {
+            "id": self.id,
+            "target": self.target,
+            "model_id": self.model_id,
+            "model_type": self.model_type.value,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "params": list(self.params),
+            "base_config": self.base_config,
+            "data_source_id": self.data_source_id,
+            "cache": self.cache,
+            "total": self.total,
+            "done": self.done,
+            "counts": self.counts,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One row of a sweep: its parameters, the configuration it ran with, and its job."""
+
+    index: int
+    params: dict[str, Any]
+    config: dict[str, Any]
+    job_id: str
+    status: JobStatus
+    outcome: str | None
+    objective: float | None
+    metrics: dict[str, float]
+    cached_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-ready data (a ``rows`` entry of ``sweep show --json``)."""
+        return {
+            "index": self.index,
+            "params": self.params,
+            "config": self.config,
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "outcome": self.outcome,
+            "objective": self.objective,
+            "metrics": self.metrics,
+            "cached_from": self.cached_from,
         }
 
 
@@ -241,3 +422,37 @@ def parse_config(text: str, *, filename: str | None = None) -> dict[str, Any]:
             'config must be a JSON object, like {"load_scale": 1.1}', filename=filename
         )
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the append-only audit trail: who did what to which object, when.
+
+    Attributes:
+        actor: the user (or the ``--as`` label) who did it.
+        action: ``upload``, ``activate``, ``archive``, ``restore``, ``delete``, ``run``,
+            ``cancel``, or another recorded by a feature (schedules: ``schedule_*``).
+        object_type: ``model`` or ``job`` (or another feature's object, e.g. ``schedule``).
+        object_id: the model's id, the job's id, ...
+        details: what else identifies the action (model version and sha256, config, ...).
+    """
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as plain JSON-ready data (the CLI's ``audit --json`` shape)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "details": self.details,
+        }

@@ -2,7 +2,8 @@
 
 Files live under ``$SANDBOX_HOME/models/`` with generated names; rows live in the ``models``
 table. Every operation validates first and then writes the file and the row as one unit, so a
-failure leaves neither behind.
+failure leaves neither behind. Each one also appends its entry to the audit trail in the same
+transaction (:mod:`sandbox_kit.audit`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from sandbox_kit import audit
 from sandbox_kit.config import Paths
 from sandbox_kit.db import Database, JobRow, ModelRow, utcnow
 from sandbox_kit.errors import ConflictError, NotFoundError, ValidationError
@@ -41,12 +43,16 @@ class Registry:
         name: str | None = None,
         description: str = "",
         activate: bool = True,
+        actor: str | None = None,
     ) -> Model:
         """Store a validated source as the next version of ``name`` for ``model_type``.
 
         Identical content already stored under the same name and type is returned instead of a
-        duplicate (and made active when ``activate`` is true).
+        duplicate (and made active when ``activate`` is true). ``actor`` (default: this
+        process's, :func:`~sandbox_kit.audit.resolve_actor`) is recorded as ``created_by`` and
+        in the audit trail.
         """
+        who = actor if actor is not None else audit.resolve_actor()
         model_name = _model_name(name, source)
         stored_name = f"{model_type.value.lower()}-{source.sha256[:12]}-{secrets.token_hex(4)}.py"
         target = self.paths.models / stored_name
@@ -60,8 +66,9 @@ class Registry:
                     )
                 ).first()
                 if same is not None:
+                    _record(s, who, "upload", same, existing=True)
                     if activate and same.status != ModelStatus.ACTIVE.value:
-                        _make_active(s, same)
+                        _record(s, who, "activate", same, previous=_make_active(s, same))
                     return _view(same, self.paths)
                 latest = s.scalar(
                     select(func.max(ModelRow.version)).where(
@@ -79,11 +86,15 @@ class Registry:
                     stored_name=stored_name,
                     size=source.size,
                     created_at=utcnow(),
+                    created_by=who,
+                    threads=source.declarations.threads,
+                    tokens="+".join(source.declarations.tokens),
                 )
                 s.add(row)
                 s.flush()
+                _record(s, who, "upload", row, filename=source.filename)
                 if activate:
-                    _make_active(s, row)
+                    _record(s, who, "activate", row, previous=_make_active(s, row))
                 # The file is written inside the transaction: if writing fails the row is rolled
                 # back, and if the commit fails the file is removed below.
                 target.write_bytes(source.data)
@@ -126,8 +137,9 @@ class Registry:
             ).first()
             return None if row is None else _view(row, self.paths)
 
-    def activate(self, model_id: int) -> Model:
+    def activate(self, model_id: int, *, actor: str | None = None) -> Model:
         """Make this version the one its type runs (any other becomes inactive)."""
+        who = actor if actor is not None else audit.resolve_actor()
         with self.db.write() as s:
             row = _get(s, model_id)
             if row.status == ModelStatus.ARCHIVED.value:
@@ -135,25 +147,33 @@ class Registry:
                     f"model {model_id} ({row.name} v{row.version}) is archived; restore it first",
                     model_id=model_id,
                 )
-            _make_active(s, row)
+            was_active = row.status == ModelStatus.ACTIVE.value
+            previous = _make_active(s, row)
+            if not was_active:
+                _record(s, who, "activate", row, previous=previous)
             return _view(row, self.paths)
 
-    def archive(self, model_id: int) -> Model:
+    def archive(self, model_id: int, *, actor: str | None = None) -> Model:
         """Hide a version from runs; an archived active version leaves its type without one."""
+        who = actor if actor is not None else audit.resolve_actor()
         with self.db.write() as s:
             row = _get(s, model_id)
+            if row.status != ModelStatus.ARCHIVED.value:
+                _record(s, who, "archive", row, was=row.status)
             row.status = ModelStatus.ARCHIVED.value
             return _view(row, self.paths)
 
-    def restore(self, model_id: int) -> Model:
+    def restore(self, model_id: int, *, actor: str | None = None) -> Model:
         """Bring an archived version back as ``inactive``."""
+        who = actor if actor is not None else audit.resolve_actor()
         with self.db.write() as s:
             row = _get(s, model_id)
             if row.status == ModelStatus.ARCHIVED.value:
                 row.status = ModelStatus.INACTIVE.value
+                _record(s, who, "restore", row)
             return _view(row, self.paths)
 
-    def delete(self, model_id: int) -> Model:
+    def delete(self, model_id: int, *, actor: str | None = None) -> Model:
         """Remove a version, its file, and its jobs' records, logs and result folders.
 
         Raises:
@@ -161,6 +181,7 @@ class Registry:
                 records were deleted but some files could not be removed (the message names
                 the first, after every file was tried).
         """
+        who = actor if actor is not None else audit.resolve_actor()
         with self.db.write() as s:
             row = _get(s, model_id)
             busy = s.scalars(
@@ -179,6 +200,7 @@ class Registry:
                 select(JobRow.id, JobRow.log_path).where(JobRow.model_id == model_id)
             ).all()
             view = _view(row, self.paths)
+            _record(s, who, "delete", row, jobs_deleted=len(jobs))
             s.execute(delete(JobRow).where(JobRow.model_id == model_id))
             s.delete(row)
         # Files go after the commit: a failed commit must not have removed anything.
@@ -253,7 +275,27 @@ def _model_name(name: str | None, source: ValidatedSource) -> str:
     return cleaned
 
 
-def _make_active(s: Session, row: ModelRow) -> None:
+def _record(s: Session, actor: str, action: str, row: ModelRow, **details: object) -> None:
+    """Append ``actor``'s ``action`` on a model version to the audit trail, in ``s``'s
+    transaction; the details always identify the version (it may be deleted later)."""
+    audit.add(
+        s,
+        actor=actor,
+        action=action,
+        object_type="model",
+        object_id=row.id,
+        details={
+            "model_type": row.model_type,
+            "name": row.name,
+            "version": row.version,
+            "sha256": row.sha256,
+            **details,
+        },
+    )
+
+
+def _make_active(s: Session, row: ModelRow) -> int | None:
+    """Make ``row`` its type's active version; returns the id of the one it replaced."""
     current = s.scalars(
         select(ModelRow).where(
             ModelRow.model_type == row.model_type,
@@ -265,6 +307,7 @@ def _make_active(s: Session, row: ModelRow) -> None:
         other.status = ModelStatus.INACTIVE.value
     s.flush()  # the partial unique index allows one active row per type: demote first
     row.status = ModelStatus.ACTIVE.value
+    return current[0].id if current else None
 
 
 def _get(s: Session, model_id: int) -> ModelRow:
@@ -287,4 +330,7 @@ def _view(row: ModelRow, paths: Paths) -> Model:
         size=row.size,
         created_at=row.created_at,
         path=str(paths.models / row.stored_name),
+        created_by=row.created_by,
+        threads=row.threads or 1,
+        tokens=tuple(t for t in (row.tokens or "").split("+") if t),
     )

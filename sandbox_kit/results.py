@@ -1,8 +1,11 @@
 """The results protocol: what a model leaves in ``$SANDBOX_RESULT_DIR/result.json``.
 
 All keys are optional: ``outcome`` (``optimal``, ``feasible``, ``infeasible``, ``unbounded``,
-``time_limit``, ``error``), ``objective`` (a number), ``metrics`` (name -> number), ``tables``
-(name -> file in the result folder) and ``message``.
+``time_limit``, ``interrupted``, ``error``), ``objective`` (a number), ``metrics`` (name ->
+number), ``tables`` (name -> file in the result folder) and ``message``. ``time_limit`` and
+``interrupted`` (a cancel) come with the best solution found so far, when there is one: a job
+that the sandbox stopped keeps its status (``timeout``, ``cancelled``) and this result
+(issue 15).
 
 A model is untrusted, so reading its result is bounded (issue 9): a file over the size limit
 is not read at all, at most ``max_metrics`` metric names are kept, names are cut, and values that
@@ -27,7 +30,18 @@ from sandbox_kit.errors import ValidationError
 from sandbox_kit.humanize import size
 
 RESULT_FILE = "result.json"
-OUTCOMES = ("optimal", "feasible", "infeasible", "unbounded", "time_limit", "error")
+#: The version of this protocol; part of the result cache's key (issue 11), so a change to what
+#: is read from a result never reuses results recorded under the old rules.
+PROTOCOL_VERSION = 1
+OUTCOMES = (
+    "optimal",
+    "feasible",
+    "infeasible",
+    "unbounded",
+    "time_limit",
+    "interrupted",
+    "error",
+)
 RESULT_MAX_BYTES = 1 << 20  # default of Settings.result_max_bytes
 MAX_METRICS = 200  # default of Settings.max_metrics
 NAME_MAX = 200  # characters kept of a metric name

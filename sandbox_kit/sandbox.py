@@ -8,8 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox_kit import executor, launcher
+from sandbox_kit import audit, datasource, executor, launcher, sweeps
+from sandbox_kit import cache as result_cache
 from sandbox_kit.config import Paths, Settings
+from sandbox_kit.datasets import DataStore
 from sandbox_kit.db import Database
 from sandbox_kit.dbapi import Connection
 from sandbox_kit.errors import RunError, ValidationError
@@ -17,8 +19,19 @@ from sandbox_kit.jobs import Job
 from sandbox_kit.jobstore import JobStore
 from sandbox_kit.lifecycle import Lifecycle
 from sandbox_kit.oplog import logger
-from sandbox_kit.records import JobInfo, JobStatus, Model, ModelStatus, ModelType
+from sandbox_kit.records import (
+    AuditEntry,
+    DataSet,
+    JobInfo,
+    JobStatus,
+    Model,
+    ModelStatus,
+    ModelType,
+    Scenario,
+    SweepInfo,
+)
 from sandbox_kit.registry import Registry
+from sandbox_kit.sweeps import Sweep, SweepStore
 from sandbox_kit.validation import check_size, validate_upload
 
 _RECONCILE_EVERY_S = 5.0
@@ -32,6 +45,8 @@ class Sandbox:
             (default: ``$SANDBOX_HOME``, else the current directory).
         db_url: any SQLAlchemy URL (default: ``$SANDBOX_DB_URL``, else SQLite in ``home``).
         settings: operator settings (default: from ``SANDBOX_*`` environment variables).
+        actor: the name its actions are recorded under in the audit trail (default: the
+            JupyterHub user, else the OS user; see :mod:`sandbox_kit.audit`).
 
     Opening a sandbox upgrades an older database schema and reconciles jobs whose supervisor
     has died.
@@ -43,7 +58,10 @@ class Sandbox:
         db_url: str | None = None,
         *,
         settings: Settings | None = None,
+        actor: str | None = None,
     ) -> None:
+        #: Who this sandbox's uploads, runs and other actions are recorded as (issue 13).
+        self.actor = audit.resolve_actor(actor)
         self.paths = Paths.resolve(home)
         self.settings = settings if settings is not None else Settings.from_env()
         self.db = Database(db_url or os.environ.get("SANDBOX_DB_URL") or self.paths.default_db_url)
@@ -54,6 +72,8 @@ class Sandbox:
             raise
         self.registry = Registry(self.db, self.paths)
         self.jobstore = JobStore(self.db)
+        self.datastore = DataStore(self.db, self.paths, max_bytes=self.settings.data_max_bytes)
+        self.sweepstore = SweepStore(self.db)
         #: Every job status change goes through this (see :mod:`sandbox_kit.lifecycle`).
         self.lifecycle = Lifecycle(Connection(self.db.url, opener=self.db.engine.raw_connection))
         self._last_reconcile = 0.0
@@ -101,7 +121,7 @@ class Sandbox:
             data = _read_upload(path, self.settings.max_upload_bytes)
         source = validate_upload(shown, data, max_bytes=self.settings.max_upload_bytes)
         return self.registry.upload(
-            source, kind, name=name, description=description, activate=activate
+            source, kind, name=name, description=description, activate=activate, actor=self.actor
         )
 
     def models(
@@ -126,19 +146,66 @@ class Sandbox:
 
     def activate(self, model_id: int) -> Model:
         """Make this version the one its type runs (rollback included)."""
-        return self.registry.activate(model_id)
+        return self.registry.activate(model_id, actor=self.actor)
 
     def archive(self, model_id: int) -> Model:
         """Hide this version from runs until it is restored."""
-        return self.registry.archive(model_id)
+        return self.registry.archive(model_id, actor=self.actor)
 
     def restore(self, model_id: int) -> Model:
         """Bring an archived version back, as inactive."""
-        return self.registry.restore(model_id)
+        return self.registry.restore(model_id, actor=self.actor)
 
     def delete(self, model_id: int) -> Model:
         """Remove a version with its file and its jobs' records and logs."""
-        return self.registry.delete(model_id)
+        return self.registry.delete(model_id, actor=self.actor)
+
+    # -- data sets (issue 11) --------------------------------------------------------------
+
+    def add_data(
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        *,
+        name: str,
+        description: str = "",
+        filename: str | None = None,
+    ) -> DataSet:
+        """Store a file, a folder or a zip (extracted) as the next version of a data set.
+
+        Identical content already stored under ``name`` is returned instead of a new version
+        (compare ``created_at``, or use :meth:`data_sets`). Stored files are read-only.
+
+        Args:
+            path_or_bytes: a path, or a file's content as bytes (``filename`` names it; a
+                ``.zip`` is extracted).
+            name: the data set's name (letters, digits, ``_``, ``-``, ``.``).
+            description: free text.
+
+        Raises:
+            ValidationError: a hostile name or path (absolute, ``..``, a symbolic link), an
+                unreadable zip, or more than ``Settings.data_max_bytes``; nothing was stored.
+        """
+        data_set, _ = self.datastore.add(
+            path_or_bytes, name=name, description=description, filename=filename
+        )
+        return data_set
+
+    def data_sets(self, name: str | None = None) -> list[DataSet]:
+        """Data set versions, by name, newest version first."""
+        return self.datastore.versions(name)
+
+    def data_set(self, ref: str) -> DataSet:
+        """The data set version ``NAME@VERSION`` (or ``data:NAME@VERSION``), or the newest
+        version of ``NAME``."""
+        return self.datastore.get(ref)
+
+    def delete_data(self, ref: str) -> list[DataSet]:
+        """Delete one version (``NAME@VERSION``) or every version of ``NAME``.
+
+        Raises:
+            ConflictError: a queued or running job uses it; nothing was deleted.
+        """
+        return self.datastore.delete(ref)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -149,19 +216,27 @@ class Sandbox:
         config: dict[str, Any] | None = None,
         data_source_id: str | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
     ) -> Job:
         """Start (or queue) a run of a model and return its handle at once.
 
         Args:
             model: a model id, or a type (``"DMO"`` runs that type's active version).
             config: JSON-serialisable dict the model reads from ``$CONFIG``.
-            data_source_id: passed as ``$DATA_SOURCE_ID``; when it names a finished job, that
-                job's result folder is given as ``$DATA_SOURCE_DIR``.
+            data_source_id: the data source: ``data:NAME[@VERSION]`` (a stored data set),
+                ``job:JOB_ID`` or a bare job id (an earlier successful job's results) or
+                ``latest:TYPE``; pinned now and mounted read-only as ``$DATA_SOURCE_DIR``. Any
+                other name is passed on as ``$DATA_SOURCE_ID`` only.
             timeout: wall-clock limit in seconds (default: the type's default).
+            cache: reuse the result of an identical earlier run, if there is one (the job is
+                then ``success`` at once, with ``cached_from`` set); False always runs; None
+                follows ``SANDBOX_CACHE_<TYPE>`` (off by default).
 
         Raises:
             RunError: no active model for the type, or the model is archived.
-            ValidationError: the config is not a JSON-serialisable dict.
+            ValidationError: the config is not a JSON-serialisable dict, or the data source
+                is malformed or names a job that did not succeed.
+            NotFoundError: the data source names no data set, version or job.
         """
         target = self._runnable(model)
         job_id = launcher.submit(
@@ -171,8 +246,10 @@ class Sandbox:
             self.settings,
             target,
             config=config,
-            data_source_id=data_source_id,
+            source=datasource.resolve(self.datastore, data_source_id),
             timeout=timeout,
+            cache=cache,
+            started_by=self.actor,
         )
         self._dispatch()
         return self.job(job_id)
@@ -209,7 +286,56 @@ class Sandbox:
         is left as it is."""
         # No dispatch here: a queued job held no slot, and a running one's supervisor starts
         # the next queued jobs once the tree is really gone.
-        launcher.cancel(self.lifecycle, job_id)
+        launcher.cancel(self.lifecycle, job_id, actor=self.actor)
+
+    def audit(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        object_id: str | int | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """The audit trail, newest first: who uploaded, activated, archived, restored, deleted,
+        ran and cancelled what, and when.
+
+        Args:
+            since: only entries from this moment on.
+            actor: only this actor's entries.
+            action: only this action (``upload``, ``run``, ...).
+            object_id: only entries about this model id or job id.
+            limit: at most this many entries.
+        """
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, not {limit}")
+        return audit.entries(
+            self.lifecycle.conn,
+            since=since,
+            actor=actor,
+            action=action,
+            object_id=object_id,
+            limit=limit,
+        )
+
+    def record_action(
+        self,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an action of this sandbox's actor in the audit trail, in a transaction of its
+        own (for features whose change happens elsewhere, e.g. schedules:
+        ``record_action("schedule_update", "schedule", name, {...})``)."""
+        audit.record(
+            self.lifecycle.conn,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+        )
 
     def reconcile(self, *, now: datetime | None = None) -> list[str]:
         """Mark ``lost`` the jobs whose supervisor died, start queued jobs; returns lost ids.
@@ -226,6 +352,120 @@ class Sandbox:
         # Also starts queued jobs left behind by a process that exited before a slot freed.
         self._dispatch()
         return lost
+
+    # -- result cache and sweeps (issue 11) ------------------------------------------------
+
+    def clear_cache(
+        self, *, model_type: str | ModelType | None = None, older_than_days: float | None = None
+    ) -> int:
+        """Stop reusing finished runs' results (their records stay); returns how many.
+
+        Args:
+            model_type: only runs of this type.
+            older_than_days: only runs that finished more than this many days ago.
+        """
+        if older_than_days is not None and older_than_days < 0:
+            raise ValidationError(f"older_than_days must not be negative, not {older_than_days}")
+        kind = None if model_type is None else _model_type(model_type).value
+        return result_cache.clear(self.db, model_type=kind, older_than_days=older_than_days)
+
+    def sweep(
+        self,
+        target: int | str | ModelType,
+        grid: dict[str, list[Any]] | None = None,
+        *,
+        cases: list[dict[str, Any]] | None = None,
+        base_config: dict[str, Any] | None = None,
+        data_source_id: str | None = None,
+        cache: bool | None = None,
+        timeout: float | None = None,
+    ) -> Sweep:
+        """Run a model once per scenario: the cartesian product of ``grid`` (or ``cases``).
+
+        Each scenario's config is ``base_config`` with the scenario's values laid over it; each
+        is an ordinary job (queue limits, cancel, logs, cache) carrying the sweep's id.
+
+        Args:
+            target: a model id, or a type (its active version).
+            grid: parameter -> list of values, e.g. ``{"load_scale": [0.9, 1.0, 1.1]}``.
+            cases: instead of a grid, one config per scenario.
+            base_config: what every scenario starts from.
+            data_source_id: as for :meth:`run`; pinned once for the whole sweep.
+            cache: as for :meth:`run`.
+            timeout: per job, as for :meth:`run`.
+
+        Raises:
+            ValidationError: a malformed grid or case, or more than
+                ``Settings.sweep_max_scenarios`` scenarios; nothing was started.
+        """
+        model = self._runnable(target)
+        found = sweeps.plan(
+            grid=grid,
+            cases=cases,
+            base_config=base_config,
+            max_scenarios=self.settings.sweep_max_scenarios,
+        )
+        if timeout is not None and not timeout > 0:
+            raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
+        source = datasource.resolve(self.datastore, data_source_id)
+        use_cache = self.settings.cache_for(model.model_type.value) if cache is None else cache
+        sweep_id = sweeps.new_sweep_id()
+        self.sweepstore.create(
+            sweep_id,
+            target=str(target.value if isinstance(target, ModelType) else target),
+            model=model,
+            params=found.params,
+            base_config=base_config or {},
+            data_source_id=data_source_id,
+            cache=use_cache,
+            total=len(found.configs),
+        )
+        for index, config in enumerate(found.configs):
+            launcher.submit(
+                self.db,
+                self.lifecycle,
+                self.paths,
+                self.settings,
+                model,
+                config=config,
+                source=source,
+                timeout=timeout,
+                cache=use_cache,
+                sweep=(sweep_id, index),
+                started_by=self.actor,
+            )
+        self._dispatch()
+        return self.get_sweep(sweep_id)
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """A handle on a sweep, started by any process."""
+        return Sweep(self, self.sweep_info(sweep_id))
+
+    def sweep_info(self, sweep_id: str) -> SweepInfo:
+        """A sweep's record and progress."""
+        self._maybe_reconcile()
+        return self.sweepstore.get(sweep_id)
+
+    def sweep_rows(self, sweep_id: str) -> list[Scenario]:
+        """A sweep's scenarios: parameters, job, status, outcome, objective, metrics."""
+        return self.sweepstore.scenarios(self.sweepstore.get(sweep_id))
+
+    def sweeps(self, limit: int = 50) -> list[SweepInfo]:
+        """Sweeps, newest first, with their progress."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, not {limit}")
+        self._maybe_reconcile()
+        return self.sweepstore.recent(limit)
+
+    def cancel_sweep(self, sweep_id: str) -> int:
+        """Cancel a sweep's scenarios that have not finished; returns how many."""
+        rows = self.sweep_rows(sweep_id)
+        # Queued ones first: a running job that ends would otherwise start the next of them.
+        pending = [r for r in rows if r.status is JobStatus.QUEUED]
+        pending += [r for r in rows if r.status is JobStatus.RUNNING]
+        for row in pending:
+            self.cancel(row.job_id)
+        return len(pending)
 
     def close(self) -> None:
         """Release database connections."""

@@ -1,7 +1,10 @@
 """``sandbox-kit serve``: set up the home folder and serve the dashboard with Voilà.
 
 Set-up is idempotent: the database is migrated, and the shipped sample models are registered
-when the registry is empty, so ``make serve`` on a fresh clone shows models ready to run.
+when the registry is empty, so ``make serve`` on a fresh clone, or ``sandbox-kit serve`` in any
+folder after ``pip install sandbox_kit``, shows models ready to run. The notebook and the
+samples are package data (:mod:`sandbox_kit.assets`). Kernels whose page is gone are shut down
+within ``--cull-after`` seconds (:mod:`sandbox_kit.culling`).
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import socket
 import sys
 from pathlib import Path
 
-from sandbox_kit.errors import SandboxKitError
+from sandbox_kit import assets
+from sandbox_kit.culling import DEFAULT_CULL_AFTER_S, CullPlan
+from sandbox_kit.errors import SandboxKitError, ValidationError
 from sandbox_kit.records import Model
 from sandbox_kit.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
-EXAMPLES = ROOT / "models" / "examples"
+NOTEBOOK = assets.dashboard_notebook()
+EXAMPLES = assets.examples_folder()
 _EXAMPLE_TYPES = {"dmo.py": "DMO", "rmo.py": "RMO", "so.py": "SO"}
 # FileUpload sends the whole file as one websocket message; tornado's default (10 MiB) would
 # drop the connection for a file just over the upload limit instead of letting us say why.
@@ -36,8 +40,11 @@ def register_examples(sandbox: Sandbox, folder: Path = EXAMPLES) -> list[Model]:
     ]
 
 
-def voila_command(notebook: Path, *, host: str, port: int) -> list[str]:
-    """The Voilà command line: token auth, fixed port, no tracebacks, no sources.
+def voila_command(
+    notebook: Path, *, host: str, port: int, cull: CullPlan | None = None
+) -> list[str]:
+    """The Voilà command line: token auth, fixed port, no tracebacks, no sources, and the
+    culling of kernels whose page is gone when ``cull`` is given.
 
     The token itself is not on it (``ps`` shows every command line to every user): Voilà
     reads it from ``JUPYTER_TOKEN`` in its environment, which only its own user can read.
@@ -48,6 +55,7 @@ def voila_command(notebook: Path, *, host: str, port: int) -> list[str]:
         "--Voila.auto_token=True",
         "--show_tracebacks=False", "--strip_sources=True",
         f"--Voila.tornado_settings={{'websocket_max_message_size': {_WEBSOCKET_MAX}}}",
+        *(cull.voila_options() if cull is not None else []),
     ]  # fmt: skip
 
 
@@ -64,10 +72,26 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(
-    *, home: str | None, host: str, port: int, token: str | None, examples: bool = True
+    *,
+    home: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    examples: bool = True,
+    cull_after: int = DEFAULT_CULL_AFTER_S,
+    actor: str | None = None,
 ) -> int:
-    """Prepare ``home`` and replace this process with the Voilà server."""
-    sandbox = Sandbox(home=home)
+    """Prepare ``home`` and replace this process with the Voilà server.
+
+    Args:
+        cull_after: seconds within which a kernel whose page is gone is shut down (0: never).
+        actor: who registers the sample models, in the audit trail (default: the OS user).
+    """
+    try:
+        cull = CullPlan(cull_after)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    sandbox = Sandbox(home=home, actor=actor)
     if examples:
         for model in register_examples(sandbox):
             print(f"Registered sample {model.model_type.value} model {model.label}.")
@@ -75,7 +99,12 @@ def serve(
     check_port(host, port)
     token = token or secrets.token_urlsafe(24)
     env = {**os.environ, "SANDBOX_HOME": str(sandbox.home), "JUPYTER_TOKEN": token}
+    # The kernels inherit it: their views listen for the page's heartbeat (issue 13).
+    env["SANDBOX_CULL_AFTER"] = str(cull.after_s)
+    notebook = assets.dashboard_notebook()
     print(f"sandbox_kit dashboard: http://{host}:{port}/?token={token}", flush=True)
-    cmd = voila_command(NOTEBOOK, host=host, port=port)
+    if cull.enabled:
+        print(f"Kernels of closed pages are shut down within {cull.after_s} s.", flush=True)
+    cmd = voila_command(notebook, host=host, port=port, cull=cull)
     os.execve(sys.executable, cmd, env)
     return 0  # pragma: no cover - execve does not return

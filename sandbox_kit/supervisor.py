@@ -121,7 +121,7 @@ class Supervisor:
             problem = _check_model(model_fd, spec.get("model_sha256"))
             if problem is not None:
                 return problem
-            env = {**spec["env"], **_take_secrets(spec)}
+            env = {**spec["env"], **_take_secrets(spec), **thread_env(spec.get("threads", 1))}
             launcher = str(Path(__file__).with_name("rlimit_exec.py"))
             limits = [str(v or 0) for v in spec["limits"]]
             cmd = [sys.executable, "-I", "-S", launcher, *limits, "--"]
@@ -238,6 +238,7 @@ class Supervisor:
                 if self.stop_cause is None and deadline is not None and now >= deadline:
                     self.stop_cause = "timeout"
                 if self.stop_cause is not None:
+                    self._note_stop()
                     self._signal_tree(signal.SIGTERM)
                     kill_at = now + self.spec["kill_grace_s"]
             if rc is not None and ended_at is None:
@@ -265,6 +266,22 @@ class Supervisor:
 
             return jail.returncode(rc, tool=self._jail_tool)
         return rc
+
+    def _note_stop(self) -> None:
+        """Tell the model why it is being stopped, before SIGTERM (``model_api.stop_reason``).
+
+        A model that saves its best solution on SIGTERM reports ``time_limit`` after a timeout
+        and ``interrupted`` after a cancel (issue 15); the signal alone cannot say which.
+        """
+        from sandbox_kit.model_api import STOP_FILE
+
+        reason = "timeout" if self.stop_cause == "timeout" else "cancel"
+        path = Path(self.spec["job_dir"]) / STOP_FILE
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)  # never write through a link the model left there
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(reason + "\n")
 
     def _signal_tree(self, sig: int) -> bool:
         """Send ``sig`` to every descendant, reap adopted zombies; True if any still lives.
@@ -468,6 +485,22 @@ def _check_model(fd: int, expected: str | None) -> str | None:
     if found != expected:
         return f"model file changed since upload: expected {expected}, found {found}"
     return None
+
+
+#: What the model's numeric libraries read for their thread count; ``SANDBOX_THREADS`` is
+#: ours, for solvers with an option of their own (HiGHS ``threads``, Gurobi ``Threads``).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "SANDBOX_THREADS",
+)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that caps a model's threads at the CPU slots its job got (issue 15)."""
+    return dict.fromkeys(THREAD_VARIABLES, str(max(1, int(threads))))
 
 
 def _take_secrets(spec: dict[str, Any]) -> dict[str, str]:

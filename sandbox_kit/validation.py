@@ -20,9 +20,24 @@ from dataclasses import dataclass
 
 from sandbox_kit.errors import ValidationError
 
-__all__ = ["MAX_UPLOAD_BYTES", "ValidatedSource", "check_size", "safe_filename", "validate_upload"]
+__all__ = [
+    "MAX_THREADS",
+    "MAX_UPLOAD_BYTES",
+    "Declarations",
+    "ValidatedSource",
+    "check_size",
+    "read_declarations",
+    "safe_filename",
+    "validate_upload",
+]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_THREADS = 256  # threads one model may declare
+
+# A header line that asks for resources (issue 15): "# sandbox: threads=4, tokens=gurobi".
+_DECLARATION_RE = re.compile(r"[ \t]*#[ \t]*sandbox[ \t]*:(.*)$")
+_TOKEN_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_MAX_TOKENS = 5  # pools one model may draw from (the registry keeps them in 200 characters)
 
 _MB = 1024 * 1024
 _MAX_NAME_CHARS = 100
@@ -66,6 +81,19 @@ sys.stdout.write(json.dumps(result))
 
 
 @dataclass(frozen=True, slots=True)
+class Declarations:
+    """What a model's header asks of the sandbox (``# sandbox: threads=4, tokens=gurobi``).
+
+    Attributes:
+        threads: CPU slots the job takes (1 when not declared).
+        tokens: licence pools it draws one token from each, e.g. ``("gurobi",)``.
+    """
+
+    threads: int = 1
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ValidatedSource:
     """An upload that passed every check.
 
@@ -75,6 +103,7 @@ class ValidatedSource:
         data: the exact bytes uploaded.
         sha256: hex digest of ``data``.
         size: ``len(data)``.
+        declarations: what its header asks for (threads, licence tokens).
     """
 
     filename: str
@@ -82,6 +111,7 @@ class ValidatedSource:
     data: bytes
     sha256: str
     size: int
+    declarations: Declarations = Declarations()
 
 
 def safe_filename(name: str) -> str:
@@ -149,9 +179,72 @@ def validate_upload(
     _check_cookie(name, text)
     _check_bidi(name, text)
     _check_syntax(name, data)
+    declarations = read_declarations(text, filename=name)
     stem = name[:-3].rstrip(". ") or name
     digest = hashlib.sha256(data).hexdigest()
-    return ValidatedSource(filename=name, stem=stem, data=data, sha256=digest, size=len(data))
+    return ValidatedSource(
+        filename=name,
+        stem=stem,
+        data=data,
+        sha256=digest,
+        size=len(data),
+        declarations=declarations,
+    )
+
+
+def read_declarations(text: str, *, filename: str | None = None) -> Declarations:
+    """Read ``# sandbox: threads=N, tokens=a+b`` lines from a model's header.
+
+    The header is the run of comment and blank lines at the top of the file (a shebang and a
+    coding cookie included); ``# sandbox:`` lines further down are ordinary comments. Keys:
+    ``threads`` (a whole number from 1 to :data:`MAX_THREADS`) and ``tokens`` (licence pool
+    names, lowercase letters, digits and ``_``, joined by ``+``). Several lines may share the
+    keys out; a key given twice is an error.
+
+    Raises:
+        ValidationError: an unknown key, a bad value, or a key given twice; names the line and
+            column.
+    """
+    found: dict[str, object] = {}
+    for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break  # the header ends at the first line of code (or docstring)
+        match = _DECLARATION_RE.match(line)
+        if match is None:
+            continue
+        offset = match.start(1)
+        for part in match.group(1).split(","):
+            column = offset + len(part) - len(part.lstrip()) + 1
+            offset += len(part) + 1
+            if not part.strip():
+                continue
+            key, eq, value = (x.strip() for x in part.partition("="))
+            where = (filename, lineno, column)
+            if not eq:
+                raise _header_error(where, f"expected key=value, got {part.strip()!r}")
+            if key in found:
+                raise _header_error(where, f"{key} is declared twice")
+            if key == "threads":
+                if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+                    raise _header_error(
+                        where, f"threads must be a whole number from 1 to {MAX_THREADS}"
+                    )
+                found[key] = int(value)
+            elif key == "tokens":
+                names = tuple(n.strip().lower() for n in value.split("+"))
+                if len(names) > _MAX_TOKENS or not all(_TOKEN_RE.fullmatch(n) for n in names):
+                    raise _header_error(
+                        where,
+                        f"tokens must be up to {_MAX_TOKENS} pool names joined by '+', e.g. "
+                        f"gurobi, not {value!r}",
+                    )
+                found[key] = tuple(dict.fromkeys(names))
+            else:
+                raise _header_error(where, f"unknown key {key!r} (known: threads, tokens)")
+    threads = found.get("threads", 1)
+    tokens = found.get("tokens", ())
+    assert isinstance(threads, int) and isinstance(tokens, tuple)
+    return Declarations(threads=threads, tokens=tokens)
 
 
 def check_size(filename: str, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
@@ -162,6 +255,11 @@ def check_size(filename: str, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> N
     if size > max_bytes:
         reason = f"file is {_size(size)}; the limit is {_size(max_bytes)}"
         raise ValidationError(reason, filename=safe_filename(filename))
+
+
+def _header_error(where: tuple[str | None, int, int], reason: str) -> ValidationError:
+    filename, line, column = where
+    return ValidationError(f"sandbox header: {reason}", filename=filename, line=line, column=column)
 
 
 def _size(n: int) -> str:

@@ -29,6 +29,7 @@ JSON_KEYS = {
     "original_filename",
     "size",
     "created_at",
+    "created_by",
 }
 # The CLI must not pick up a database from the environment running the tests.
 NO_DB = {"SANDBOX_DB_URL": ""}

@@ -85,6 +85,19 @@ def test_read_commands_load_no_heavy_module(busy_home: tuple[Path, str], command
     assert _heavy(loaded) == set()
 
 
+def test_opening_leaves_the_collector_on_with_the_import_frozen(
+    busy_home: tuple[Path, str],
+) -> None:
+    home, _ = busy_home
+    code = (
+        "import gc\n"
+        + _cli_main(home, "models")
+        + "\nassert gc.isenabled(), 'collector left off'"
+        + "\nassert gc.get_freeze_count() > 10_000, gc.get_freeze_count()"
+    )
+    _loaded_after(code)
+
+
 def test_alembic_is_imported_only_when_an_upgrade_is_due(tmp_path: Path) -> None:
     # The same check sees Alembic when the database is new: it can fail.
     loaded = _loaded_after(_cli_main(tmp_path, "models"))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def _finished_job_with_nested_results(sb: Sandbox) -> tuple[int, Path, Path]:
 
 
 def test_delete_removes_read_only_result_folders(lite: Sandbox, home: Path) -> None:
+    # Run as root this shows only that nothing breaks (root ignores permissions); the tests
+    # under uid 65534 below are the ones that failed before the fix.
     model_id, result_dir, log_path = _finished_job_with_nested_results(lite)
     job_dir = result_dir.parent
     (result_dir / "tables" / "deep").chmod(0o555)  # read-only, whether or not the runner did
@@ -204,8 +207,6 @@ print(json.dumps({"error": error, "models": len(sb.models()), "jobs": len(sb.job
 def test_delete_reports_folders_it_cannot_remove(nobody_python: str, nobody_home: Path) -> None:
     # The code waits for "blocked"; the test (root) makes a root-owned folder with a file in
     # the job's folder meanwhile, which uid 65534 can neither make writable nor empty.
-    import threading
-
     def block() -> None:
         ready = nobody_home / "ready"
         while not ready.exists():

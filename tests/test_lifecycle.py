@@ -39,8 +39,12 @@ def lifecycle(db_url: str) -> Iterator[Lifecycle]:
     lc.conn.close()
 
 
-def create(lc: Lifecycle, job_id: str, model_type: str = "DMO") -> None:
+def create(
+    lc: Lifecycle, job_id: str, model_type: str = "DMO", *, threads: int = 1, tokens: str = ""
+) -> None:
     lc.create(
+        threads=threads,
+        tokens=tokens,
         id=job_id,
         model_id=None,
         model_type=model_type,
@@ -60,7 +64,9 @@ def test_a_job_goes_queued_running_and_ends_once(lifecycle: Lifecycle) -> None:
     create(lifecycle, "J1")
     assert lifecycle.status("J1") == "queued"
     claimed = lifecycle.claim(4, {})
-    assert [(c.job_id, c.spec, c.slot) for c in claimed] == [("J1", {"job_id": "J1", "slot": 0}, 0)]
+    assert [(c.job_id, c.spec, c.slot, c.threads) for c in claimed] == [
+        ("J1", {"job_id": "J1", "slot": 0, "threads": 1}, 0, 1)
+    ]
     assert lifecycle.status("J1") == "running"
     assert lifecycle.finish("J1", "success", exit_code=0, metrics={"x": 1.0}, truncated=False)
     assert not lifecycle.finish("J1", "failed", reason="late")
@@ -118,9 +124,76 @@ def test_the_clock_is_injected(lifecycle: Lifecycle) -> None:
     assert lc.running()[0].last_sign == past + timedelta(minutes=1)
 
 
+def claimed(lc: Lifecycle, cpu_slots: int, tokens: dict[str, int] | None = None) -> list[str]:
+    return [c.job_id for c in lc.claim(cpu_slots, {}, tokens)]
+
+
+def test_jobs_take_as_many_cpu_slots_as_threads(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "W", threads=2)
+    create(lifecycle, "N1")
+    create(lifecycle, "N2")
+    wide, narrow = lifecycle.claim(3, {})
+    assert (wide.job_id, wide.threads, wide.spec["threads"], wide.slot) == ("W", 2, 2, 0)
+    assert (narrow.job_id, narrow.threads, narrow.slot) == ("N1", 1, 1)
+    assert claimed(lifecycle, 3) == []  # 2 + 1 of 3 slots taken: N2 waits
+
+
+def test_the_claim_counts_cpu_slots_not_jobs(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "A", threads=2)
+    create(lifecycle, "B", threads=2)
+    assert claimed(lifecycle, 2) == ["A"]  # two 2-thread jobs on 2 slots: one after the other
+    assert claimed(lifecycle, 2) == []
+    assert lifecycle.finish("A", "success")
+    assert claimed(lifecycle, 2) == ["B"]
+    with lifecycle.conn.read() as st:
+        rows = st.run("SELECT id, threads, slot FROM jobs ORDER BY id").all()
+    assert [tuple(r) for r in rows] == [("A", 2, 0), ("B", 2, 0)]  # one uid slot each
+
+
+def test_a_wide_job_is_not_starved_by_narrow_ones(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "N0")
+    assert claimed(lifecycle, 4) == ["N0"]
+    create(lifecycle, "WIDE", threads=4)
+    create(lifecycle, "N1")
+    create(lifecycle, "N2")
+    # 3 slots are free, WIDE needs 4: nothing younger starts before it.
+    assert claimed(lifecycle, 4) == []
+    assert lifecycle.finish("N0", "success")
+    assert claimed(lifecycle, 4) == ["WIDE"]
+    assert lifecycle.finish("WIDE", "success")
+    assert claimed(lifecycle, 4) == ["N1", "N2"]
+
+
+def test_more_threads_than_slots_runs_alone_on_all_of_them(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "HUGE", threads=16)
+    (job,) = lifecycle.claim(3, {})
+    assert (job.threads, job.spec["threads"]) == (3, 3)  # capped: it would never start else
+
+
+def test_a_type_cap_or_an_empty_licence_pool_does_not_hold_others_back(
+    lifecycle: Lifecycle,
+) -> None:
+    create(lifecycle, "G1", "DMO", tokens="gurobi")
+    create(lifecycle, "G2", "SO", tokens="gurobi")  # another type, the same pool
+    create(lifecycle, "S1", "SO")
+    create(lifecycle, "X", "RMO", tokens="gurobi+xpress")
+    pools = {"gurobi": 1}
+    assert claimed(lifecycle, 8, pools) == ["G1", "S1"]  # one gurobi token: G2 and X wait
+    assert lifecycle.finish("G1", "success")
+    assert claimed(lifecycle, 8, pools) == ["G2"]  # the oldest waiting for the pool first
+    assert lifecycle.finish("G2", "success")
+    assert claimed(lifecycle, 8, pools) == ["X"]  # xpress: no pool set, no limit
+
+
 _IDS = [f"J{i}" for i in range(6)]
 _OP = st.one_of(
-    st.tuples(st.just("submit"), st.sampled_from(_IDS), st.sampled_from(["DMO", "SO"])),
+    st.tuples(
+        st.just("submit"),
+        st.sampled_from(_IDS),
+        st.sampled_from(["DMO", "SO"]),
+        st.integers(1, 3),  # threads (LIMIT is 2: a 3-thread job gets 2)
+        st.sampled_from(["", "gurobi"]),
+    ),
     st.tuples(st.just("claim"), st.just("")),
     st.tuples(st.just("cancel"), st.sampled_from(_IDS)),
     st.tuples(

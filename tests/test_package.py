@@ -119,7 +119,8 @@ def test_environment_yml_lists_the_same_runtime_dependencies() -> None:
     listed: dict[str, str] = {}
     text = (ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
-        item = re.match(r"  - ([^#]+)$", line)  # top-level conda dependencies only
+        # Conda dependencies, and the pip section's packages (those on PyPI only, issue 15).
+        item = re.match(r"  - ([^#]+)$", line) or re.match(r"      - ([^-#][^#]*)$", line)
         if item and not item.group(1).startswith(("python", "pip")):
             name, spec = _requirement(item.group(1))
             listed[name] = spec

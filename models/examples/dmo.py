@@ -18,14 +18,26 @@ The reserve is the committed headroom: committed capacity must cover load plus r
 every hour. Hour t = -1 is the initial state (status, hours in that status, output), which
 also fixes units that must stay on or off at the start to honour their minimum up/down times.
 
-The MILP is solved with HiGHS through ``scipy.optimize.milp`` (its native MIP log goes to
-stdout). The commitment is then fixed and the dispatch LP is re-solved with
-``scipy.optimize.linprog(method="highs")``; hourly prices are the duals of the power-balance
-rows, i.e. d(total cost)/d(load[t]) in $/MWh (scipy reports ``eqlin.marginals`` as the
-sensitivity of the objective to ``b_eq``, so they come out positive as written here). The
-reserve rows involve only the fixed commitment, so the LP leaves them out. When no ramp limit
-binds, each hour's price is the marginal cost of a unit running strictly between its limits;
-a binding ramp couples hours and the price becomes a combination of marginal costs.
+The MILP is solved with HiGHS through its own Python API, ``highspy`` (its native MIP log goes
+to stdout). Two HiGHS callbacks follow the search: each improving solution is kept and printed
+as a ``::metric`` line (primal and dual bound, gap, nodes), and the frequent MIP "interrupt"
+callback keeps the latest dual bound and gap. The commitment is then fixed and the dispatch LP
+is re-solved; hourly prices are the HiGHS row duals of the power-balance rows, i.e.
+d(total cost)/d(load[t]) in $/MWh (HiGHS reports y = d objective / d row bound for a
+minimisation, so they come out positive as written here). The reserve rows involve only the
+fixed commitment, so the LP leaves them out. When no ramp limit binds, each hour's price is the
+marginal cost of a unit running strictly between its limits; a binding ramp couples hours and
+the price becomes a combination of marginal costs.
+
+Best so far: the model registers ``sandbox_kit.model_api.on_stop``. When the sandbox stops the
+job (timeout or cancel: SIGTERM, then SIGKILL after the grace period), the callback writes the
+best commitment found so far (commitment.csv, dispatch.csv) and result.json with outcome
+``time_limit`` (timeout) or ``interrupted`` (cancel), its cost as the objective and the MIP gap
+at that moment; the dispatch LP and its prices are skipped. Run by an interpreter without
+sandbox_kit, the model still runs; a stop then loses the incumbent.
+
+Threads: HiGHS's ``threads`` option is set to ``$SANDBOX_THREADS``, what the sandbox gave the
+job (``# sandbox: threads=N`` in a model's header asks for more); unset, HiGHS picks.
 
 The fleet is illustrative (no published source): two coal units, three combined-cycle units, a
 gas steam unit, three combustion turbines and an oil unit, with costs of a realistic magnitude.
@@ -35,8 +47,13 @@ CONFIG (JSON object, all optional):
     reserve_fraction  spinning reserve as a fraction of load (default 0.1)
     mip_gap           HiGHS relative MIP gap (default 1e-6)
     time_limit        HiGHS time limit in seconds (default 60)
-    days              horizon in days (default 1); each further day's load is 4 % higher,
-                      a harder MILP that shows the solver's progress for longer
+    days              horizon in days, 1-7 (default 1); the days follow the weekly shape
+                      DAY_FACTORS (the week's peak is 6 % above the first day's), a harder
+                      MILP that shows the solver's progress for longer
+    fleets            copies of the fleet, 1-5 (default 1), the load scaled to match; each
+                      copy's costs are 0.2 % above the previous copy's, so the copies are not
+                      interchangeable. {"days": 7, "fleets": 2} takes HiGHS minutes to prove
+                      optimal (the first good commitment comes within seconds)
 
 Outputs in $SANDBOX_RESULT_DIR (./result when unset): result.json, commitment.csv,
 dispatch.csv and prices.csv. An infeasible case (load plus reserve above capacity, or HiGHS
@@ -51,14 +68,15 @@ import json
 import math
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import highspy
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 # name, pmin MW, pmax MW, marginal cost $/MWh, no-load $/h, start-up $, min up h, min down h,
 # ramp up MW/h, ramp down MW/h (1-8 %/min of capacity), initial status (+h on / -h off),
@@ -84,12 +102,17 @@ LOAD_PROFILE: tuple[float, ...] = (
     1512, 1497, 1486, 1507, 1571, 1672, 1749, 1731, 1652, 1508, 1322, 1137,
 )  # fmt: skip
 
+COPY_COST_STEP = 0.002  # costs of each further copy of the fleet (CONFIG fleets)
+# Each day's load relative to the first day's, over a week: midweek peak, lighter weekend.
+DAY_FACTORS = (1.00, 1.04, 1.06, 1.03, 0.99, 0.91, 0.87)
+
 DEFAULTS: dict[str, float] = {
     "load_scale": 1.0,
     "reserve_fraction": 0.1,
     "mip_gap": 1e-6,
     "time_limit": 60.0,
     "days": 1,
+    "fleets": 1,
 }
 TOL = 1e-6
 
@@ -130,10 +153,20 @@ class Fleet:
         return np.maximum(self.pmin, self.ramp_down)
 
 
-def fleet() -> Fleet:
+def fleet(copies: int = 1) -> Fleet:
+    """The fleet of UNIT_TABLE, ``copies`` times; copy k's costs are 0.2 % x k higher."""
     cols = list(zip(*UNIT_TABLE, strict=True))
-    arr = [np.array(c, dtype=float) for c in cols[1:]]
-    return Fleet([str(n) for n in cols[0]], *arr)
+    names = [f"{n}_{k + 1}" if k else str(n) for k in range(copies) for n in cols[0]]
+    arr = []
+    for position, col in enumerate(cols[1:], start=1):
+        values = np.array(col, dtype=float)
+        costly = position in (3, 4, 5)  # marginal, no-load and start-up cost
+        arr.append(
+            np.concatenate(
+                [values * (1 + COPY_COST_STEP * k if costly else 1) for k in range(copies)]
+            )
+        )
+    return Fleet(names, *arr)
 
 
 def log(message: str, level: str = "INFO") -> None:
@@ -142,7 +175,7 @@ def log(message: str, level: str = "INFO") -> None:
 
 def metric(**values: float) -> None:
     """A live metric line; values that are not finite numbers are left out."""
-    pairs = [f"{k}={v:.6g}" for k, v in values.items() if math.isfinite(v)]
+    pairs = [f"{k}={v:.10g}" for k, v in values.items() if math.isfinite(v)]
     if pairs:
         print("::metric " + " ".join(pairs), flush=True)
 
@@ -177,6 +210,8 @@ def read_config() -> dict[str, float]:
         raise ConfigError("CONFIG mip_gap must be >= 0 and time_limit > 0")
     if cfg["days"] not in range(1, 8):
         raise ConfigError("CONFIG days must be a whole number from 1 to 7")
+    if cfg["fleets"] not in range(1, 6):
+        raise ConfigError("CONFIG fleets must be a whole number from 1 to 5")
     return cfg
 
 
@@ -193,7 +228,10 @@ def write_result(folder: Path, **result: Any) -> None:
     if "objective" in result and not math.isfinite(result["objective"]):
         del result["objective"]
     text = json.dumps(result, indent=2, allow_nan=False)
-    (folder / "result.json").write_text(text + "\n", encoding="utf-8")
+    # Written whole, then renamed: the on_stop callback may write it from another thread.
+    partial = folder / f".result.json.{threading.get_ident()}.tmp"
+    partial.write_text(text + "\n", encoding="utf-8")
+    os.replace(partial, folder / "result.json")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -233,29 +271,124 @@ def must_keep_initial_status(units: Fleet) -> list[int]:
 
 
 class Rows:
-    """Sparse constraint rows ``lo <= A x <= hi`` built one row at a time."""
+    """Constraint rows ``lo <= A x <= hi`` built one row at a time (row-wise sparse)."""
 
     def __init__(self, ncols: int) -> None:
         self.ncols = ncols
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.vals: list[float] = []
+        self.start: list[int] = [0]
+        self.index: list[int] = []
+        self.value: list[float] = []
         self.lo: list[float] = []
         self.hi: list[float] = []
 
     def add(self, terms: list[tuple[int, float]], lo: float, hi: float) -> int:
-        index = len(self.lo)
         for col, val in terms:
-            self.rows.append(index)
-            self.cols.append(col)
-            self.vals.append(val)
+            self.index.append(col)
+            self.value.append(val)
+        self.start.append(len(self.index))
         self.lo.append(lo)
         self.hi.append(hi)
-        return index
+        return len(self.lo) - 1
 
-    def constraint(self) -> LinearConstraint:
-        a = sparse.csr_array((self.vals, (self.rows, self.cols)), shape=(len(self.lo), self.ncols))
-        return LinearConstraint(a, np.array(self.lo), np.array(self.hi))
+    @property
+    def nnz(self) -> int:
+        return len(self.index)
+
+    def lp(
+        self, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, integer: np.ndarray | None
+    ) -> highspy.HighsLp:
+        """The model as a HiGHS LP (a MIP when ``integer`` marks integer columns)."""
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.ncols
+        lp.num_row_ = len(self.lo)
+        lp.col_cost_ = np.asarray(cost, dtype=float)
+        lp.col_lower_ = np.asarray(lower, dtype=float)
+        lp.col_upper_ = np.asarray(upper, dtype=float)
+        lp.row_lower_ = np.array(self.lo, dtype=float)
+        lp.row_upper_ = np.array(self.hi, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.num_col_ = self.ncols
+        lp.a_matrix_.num_row_ = len(self.lo)
+        lp.a_matrix_.start_ = np.array(self.start, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(self.index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(self.value, dtype=float)
+        if integer is not None:
+            kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+            lp.integrality_ = [kinds[int(flag)] for flag in integer]
+        return lp
+
+
+def highs(threads: int | None, *, log: bool) -> highspy.Highs:
+    """A HiGHS instance with its native log on stdout (or silent) and the job's threads."""
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", log)
+    if threads:
+        solver.setOptionValue("threads", threads)
+    return solver
+
+
+def job_threads() -> int | None:
+    """The CPU threads the sandbox gave this job (``$SANDBOX_THREADS``), if it said."""
+    try:
+        value = int(os.environ.get("SANDBOX_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+class Progress:
+    """What the MIP search has found so far, updated from HiGHS's callbacks.
+
+    The callbacks run on the solver's thread; :meth:`snapshot` may be called from another (the
+    ``on_stop`` callback), so every field is read and written under one lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.x: np.ndarray | None = None  # the incumbent, one value per column
+        self.objective = math.nan
+        self.dual_bound = -math.inf
+        self.gap = math.nan
+        self.nodes = 0
+        self.seconds = 0.0
+        self.solutions = 0
+
+    def improved(self, event: Any) -> None:
+        """kCallbackMipImprovingSolution: keep the solution, print its metrics."""
+        out = event.data_out
+        with self._lock:
+            self.x = np.array(out.mip_solution, dtype=float)
+            self.objective = float(out.objective_function_value)
+            self._bounds(out)
+            self.solutions += 1
+            values = {
+                "mip_primal_bound": self.objective,
+                "mip_dual_bound": self.dual_bound,
+                "mip_gap": self.gap,
+                "mip_nodes": float(self.nodes),
+                "mip_time_s": self.seconds,
+            }
+        metric(**values)
+
+    def interrupt(self, event: Any) -> None:
+        """kCallbackMipInterrupt (called often): keep the latest bound and gap."""
+        with self._lock:
+            self._bounds(event.data_out)
+
+    def _bounds(self, out: Any) -> None:
+        self.dual_bound = float(out.mip_dual_bound)
+        self.gap = float(out.mip_gap)
+        self.nodes = int(out.mip_node_count)
+        self.seconds = float(out.running_time)
+
+    def snapshot(self) -> tuple[np.ndarray | None, float, float, float, int, float]:
+        """``(x, objective, dual bound, gap, nodes, seconds)`` at this moment."""
+        with self._lock:
+            gap = self.gap
+            if self.x is not None and math.isfinite(self.dual_bound):
+                # HiGHS's relative gap, from the incumbent and the latest dual bound.
+                gap = (self.objective - self.dual_bound) / max(abs(self.objective), 1e-9)
+            return self.x, self.objective, self.dual_bound, gap, self.nodes, self.seconds
 
 
 @dataclass
@@ -272,12 +405,28 @@ class Commitment:
     seconds: float = 0.0
 
 
+def split(x: np.ndarray, n: int, periods: int) -> tuple[np.ndarray, ...]:
+    """The MILP's columns as (u, v, w, p), each of shape (n, periods)."""
+    nt = n * periods
+    shape = (n, periods)
+    u, v, w = (np.round(x[k * nt : (k + 1) * nt]).reshape(shape) for k in range(3))
+    return u, v, w, x[3 * nt : 4 * nt].reshape(shape)
+
+
 def solve_commitment(
-    units: Fleet, load: np.ndarray, reserve_fraction: float, mip_gap: float, time_limit: float
+    units: Fleet,
+    load: np.ndarray,
+    reserve_fraction: float,
+    mip_gap: float,
+    time_limit: float,
+    *,
+    progress: Progress | None = None,
+    threads: int | None = None,
 ) -> Commitment:
     """The unit commitment MILP, solved by HiGHS with its native log on stdout."""
     n, periods = units.n, len(load)
     nt = n * periods
+    progress = progress or Progress()
 
     def u(i: int, t: int) -> int:
         return i * periods + t
@@ -292,7 +441,7 @@ def solve_commitment(
         return 3 * nt + i * periods + t
 
     rows = Rows(4 * nt)
-    inf = np.inf
+    inf = math.inf
     for t in range(periods):
         rows.add([(p(i, t), 1.0) for i in range(n)], load[t], load[t])
         reserve = [(u(i, t), units.pmax[i]) for i in range(n)]
@@ -348,41 +497,42 @@ def solve_commitment(
             np.repeat(units.mc, periods),
         ]
     )
-    integrality = np.concatenate([np.ones(3 * nt), np.zeros(nt)])
-    constraint = rows.constraint()
+    integer = np.concatenate([np.ones(3 * nt), np.zeros(nt)])
     log(
-        f"MILP: {4 * nt} variables ({3 * nt} binary), {constraint.A.shape[0]} constraints, "
-        f"{constraint.A.nnz} nonzeros; HiGHS gap {mip_gap:g}, time limit {time_limit:g} s"
+        f"MILP: {4 * nt} variables ({3 * nt} binary), {len(rows.lo)} constraints, "
+        f"{rows.nnz} nonzeros; HiGHS gap {mip_gap:g}, time limit {time_limit:g} s"
+        + (f", {threads} thread(s)" if threads else "")
     )
-    sys.stdout.flush()
+    solver = highs(threads, log=True)
+    solver.setOptionValue("mip_rel_gap", mip_gap)
+    solver.setOptionValue("time_limit", time_limit)
+    solver.passModel(rows.lp(cost, lower, upper, integer))
+    solver.cbMipImprovingSolution.subscribe(progress.improved)
+    solver.cbMipInterrupt.subscribe(progress.interrupt)
     start = time.perf_counter()
-    res = milp(
-        cost,
-        constraints=constraint,
-        integrality=integrality,
-        bounds=Bounds(lower, upper),
-        options={"disp": True, "time_limit": time_limit, "mip_rel_gap": mip_gap},
-    )
+    solver.run()
     seconds = time.perf_counter() - start
     sys.stdout.flush()
-    gap = res.get("mip_gap")  # None when HiGHS found no solution
-    gap = math.nan if gap is None else float(gap)
-    nodes = int(res.get("mip_node_count") or 0)
-    if res.status == 2:
-        return Commitment("infeasible", str(res.message), seconds=seconds)
-    if res.x is None:
-        status = "time_limit" if res.status == 1 else "error"
-        return Commitment(status, str(res.message), seconds=seconds, nodes=nodes)
-    x = res.x
-    shape = (n, periods)
+    status = solver.getModelStatus()
+    info = solver.getInfo()
+    message = solver.modelStatusToString(status)
+    nodes = int(info.mip_node_count)
+    gap = float(info.mip_gap) if info.primal_solution_status == 2 else math.nan
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return Commitment("infeasible", message, seconds=seconds, nodes=nodes)
+    if info.primal_solution_status != 2:  # no feasible solution
+        kind = "time_limit" if status == highspy.HighsModelStatus.kTimeLimit else "error"
+        return Commitment(kind, message, seconds=seconds, nodes=nodes)
+    x = np.array(solver.getSolution().col_value, dtype=float)
+    uu, vv, ww, pp = split(x, n, periods)
     return Commitment(
-        "optimal" if res.status == 0 else "time_limit",
-        str(res.message),
-        u=np.round(x[:nt]).reshape(shape),
-        v=np.round(x[nt : 2 * nt]).reshape(shape),
-        w=np.round(x[2 * nt : 3 * nt]).reshape(shape),
-        p=x[3 * nt :].reshape(shape),
-        objective=float(res.fun),
+        "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit",
+        message,
+        u=uu,
+        v=vv,
+        w=ww,
+        p=pp,
+        objective=float(info.objective_function_value),
         gap=gap,
         nodes=nodes,
         seconds=seconds,
@@ -396,7 +546,9 @@ class Dispatch:
     energy_cost: float
 
 
-def solve_dispatch(units: Fleet, load: np.ndarray, plan: Commitment) -> Dispatch:
+def solve_dispatch(
+    units: Fleet, load: np.ndarray, plan: Commitment, threads: int | None = None
+) -> Dispatch:
     """The dispatch LP for a fixed commitment; prices are the power-balance duals."""
     assert plan.u is not None and plan.v is not None and plan.w is not None
     n, periods = units.n, len(load)
@@ -405,11 +557,9 @@ def solve_dispatch(units: Fleet, load: np.ndarray, plan: Commitment) -> Dispatch
     def p(i: int, t: int) -> int:
         return i * periods + t
 
-    a_eq = sparse.lil_array((periods, n * periods))
-    for t in range(periods):
-        for i in range(n):
-            a_eq[t, p(i, t)] = 1.0
-    ub_rows: list[tuple[list[tuple[int, float]], float]] = []
+    rows = Rows(n * periods)
+    for t in range(periods):  # rows 0..T-1: the balance, whose duals are the prices
+        rows.add([(p(i, t), 1.0) for i in range(n)], load[t], load[t])
     for i in range(n):
         ru, rd = units.ramp_up[i], units.ramp_down[i]
         sur, sdr = units.startup_ramp[i], units.shutdown_ramp[i]
@@ -418,34 +568,86 @@ def solve_dispatch(units: Fleet, load: np.ndarray, plan: Commitment) -> Dispatch
             up_room = ru * prev_u + sur * v[i, t]
             down_room = rd * u[i, t] + sdr * w[i, t]
             if t == 0:
-                ub_rows.append(([(p(i, 0), 1.0)], units.p0[i] + up_room))
-                ub_rows.append(([(p(i, 0), -1.0)], down_room - units.p0[i]))
+                rows.add([(p(i, 0), 1.0)], -math.inf, units.p0[i] + up_room)
+                rows.add([(p(i, 0), -1.0)], -math.inf, down_room - units.p0[i])
             else:
-                ub_rows.append(([(p(i, t), 1.0), (p(i, t - 1), -1.0)], up_room))
-                ub_rows.append(([(p(i, t - 1), 1.0), (p(i, t), -1.0)], down_room))
-    a_ub = sparse.lil_array((len(ub_rows), n * periods))
-    for r, (terms, _) in enumerate(ub_rows):
-        for col, val in terms:
-            a_ub[r, col] = val
-    b_ub = np.array([rhs for _, rhs in ub_rows])
-    bounds = [
-        (units.pmin[i] * u[i, t], units.pmax[i] * u[i, t]) for i in range(n) for t in range(periods)
-    ]
-    res = linprog(
-        np.repeat(units.mc, periods),
-        A_ub=a_ub.tocsr(),
-        b_ub=b_ub,
-        A_eq=a_eq.tocsr(),
-        b_eq=load,
-        bounds=bounds,
-        method="highs",
-    )
-    if res.status != 0:
-        raise RuntimeError(f"dispatch LP with the commitment fixed failed: {res.message}")
-    # eqlin.marginals = d(cost)/d(b_eq); the balance rows read sum_i p[i,t] = load[t], so this
-    # is the cost of one more MWh of load in hour t: the price, positive.
-    prices = np.asarray(res.eqlin.marginals, dtype=float)
-    return Dispatch(res.x.reshape(n, periods), prices, float(res.fun))
+                rows.add([(p(i, t), 1.0), (p(i, t - 1), -1.0)], -math.inf, up_room)
+                rows.add([(p(i, t - 1), 1.0), (p(i, t), -1.0)], -math.inf, down_room)
+    lower = (units.pmin[:, None] * u).ravel()
+    upper = (units.pmax[:, None] * u).ravel()
+    solver = highs(threads, log=False)
+    solver.passModel(rows.lp(np.repeat(units.mc, periods), lower, upper, None))
+    solver.run()
+    status = solver.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        text = solver.modelStatusToString(status)
+        raise RuntimeError(f"dispatch LP with the commitment fixed failed: {text}")
+    solution = solver.getSolution()
+    # HiGHS's row dual is d(objective)/d(row bound); the balance rows read
+    # sum_i p[i,t] = load[t], so it is the cost of one more MWh of load in hour t: the price.
+    prices = np.array(solution.row_dual[:periods], dtype=float)
+    x = np.array(solution.col_value, dtype=float)
+    return Dispatch(x.reshape(n, periods), prices, float(solver.getInfo().objective_function_value))
+
+
+def best_so_far(
+    folder: Path, units: Fleet, load: np.ndarray, progress: Progress
+) -> Callable[[str], None]:
+    """The ``on_stop`` callback: save the incumbent when the sandbox stops the job."""
+
+    def save(reason: str) -> None:
+        x, objective, bound, gap, nodes, seconds = progress.snapshot()
+        outcome = "time_limit" if reason == "timeout" else "interrupted"
+        why = {"timeout": "the job's timeout", "cancel": "a cancel"}.get(reason, "SIGTERM")
+        if x is None:
+            message = f"{outcome}: stopped by {why} before HiGHS found a commitment"
+            log(message, "WARNING")
+            write_result(folder, outcome=outcome, message=message, metrics={"mip_nodes": nodes})
+            return
+        u, v, _, p = split(x, units.n, len(load))
+        hours = range(len(load))
+        write_csv(
+            folder / "commitment.csv",
+            ["hour", *units.names],
+            [[t, *(int(u[i, t]) for i in range(units.n))] for t in hours],
+        )
+        write_csv(
+            folder / "dispatch.csv",
+            ["hour", *units.names],
+            [[t, *(clean(p[i, t]) for i in range(units.n))] for t in hours],
+        )
+        message = (
+            f"{outcome}: stopped by {why}; best commitment found: total cost ${objective:,.0f}, "
+            f"gap {gap:.2%} ({int(v.sum())} start-ups; prices not computed)"
+        )
+        log(message, "WARNING")
+        write_result(
+            folder,
+            outcome=outcome,
+            objective=objective,
+            metrics={
+                "total_cost": objective,
+                "mip_gap": gap,
+                "mip_dual_bound": bound,
+                "mip_nodes": nodes,
+                "solve_time_s": seconds,
+                "startups": int(v.sum()),
+            },
+            tables={"commitment": "commitment.csv", "dispatch": "dispatch.csv"},
+            message=message,
+        )
+
+    return save
+
+
+def register_stop(callback: Callable[[str], None]) -> None:
+    """Have the sandbox's SIGTERM run ``callback`` (needs sandbox_kit importable)."""
+    try:
+        from sandbox_kit.model_api import on_stop
+    except ImportError:
+        log("sandbox_kit is not importable: a timeout or cancel loses the incumbent", "WARNING")
+        return
+    on_stop(callback)
 
 
 def run(folder: Path) -> int:
@@ -459,9 +661,10 @@ def run(folder: Path) -> int:
     if os.environ.get("DATA_SOURCE_DIR"):
         log("DATA_SOURCE_DIR is set but the day-ahead model reads no data source; ignored")
 
-    units = fleet()
+    copies = int(cfg["fleets"])
+    units = fleet(copies)
     days = int(cfg["days"])
-    growth = np.repeat(1.0 + 0.04 * np.arange(days), len(LOAD_PROFILE))
+    growth = np.repeat(np.array(DAY_FACTORS[:days]), len(LOAD_PROFILE)) * copies
     load = np.tile(np.array(LOAD_PROFILE, dtype=float), days) * growth * cfg["load_scale"]
     periods = len(load)
     capacity = float(units.pmax.sum())
@@ -488,7 +691,18 @@ def run(folder: Path) -> int:
     if tight:
         log(f"load + reserve is above 95% of capacity in hours {tight}", "WARNING")
 
-    plan = solve_commitment(units, load, cfg["reserve_fraction"], cfg["mip_gap"], cfg["time_limit"])
+    threads = job_threads()
+    progress = Progress()
+    register_stop(best_so_far(folder, units, load, progress))
+    plan = solve_commitment(
+        units,
+        load,
+        cfg["reserve_fraction"],
+        cfg["mip_gap"],
+        cfg["time_limit"],
+        progress=progress,
+        threads=threads,
+    )
     metric(solve_time=plan.seconds, mip_gap=plan.gap, mip_nodes=plan.nodes)
     if plan.status == "infeasible":
         message = (
@@ -516,7 +730,7 @@ def run(folder: Path) -> int:
         f"MILP {plan.status}: cost ${plan.objective:,.2f}, gap {plan.gap:.2e}, {plan.seconds:.2f} s"
     )
 
-    dispatch = solve_dispatch(units, load, plan)
+    dispatch = solve_dispatch(units, load, plan, threads)
     assert plan.v is not None
     noload_cost = float(np.sum(units.noload[:, None] * plan.u))
     startup_cost = float(np.sum(units.startup[:, None] * plan.v))

@@ -20,9 +20,11 @@ midpoints to 5-minute values (wrapping around midnight); the real-time load is t
 times ``1 + forecast_error * z[k]``, where z is a unit-variance AR(1) series (coefficient 0.9)
 drawn from ``numpy.random.RandomState(seed)`` (a stream numpy keeps stable across versions).
 
-Prices are the duals of the power-balance rows (scipy's ``eqlin.marginals``: d cost / d load).
-The LP objective is written as a cost rate in $/h so the duals are in $/MWh; the reported
-objective is the energy cost of the hour in $ (rate / 12 summed over intervals).
+The LP is solved with HiGHS through its own Python API, ``highspy`` (``threads`` set to
+``$SANDBOX_THREADS`` when the sandbox gives it). Prices are the HiGHS row duals of the
+power-balance rows (d cost / d load). The LP objective is written as a cost rate in $/h so the
+duals are in $/MWh; the reported objective is the energy cost of the hour in $ (rate / 12
+summed over intervals).
 
 CONFIG (JSON object, all optional):
     hour            hour of the DMO day to dispatch, 0-23 (default 17)
@@ -48,9 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import highspy
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 # The same fleet as the DMO sample (each sample model is a single file, so it is repeated).
 # name, pmin MW, pmax MW, marginal cost $/MWh, no-load $/h, start-up $, min up h, min down h,
@@ -268,7 +269,7 @@ def infeasibility(units: Fleet, on: np.ndarray, load: np.ndarray, hour: int) -> 
 
 @dataclass
 class Dispatch:
-    status: int
+    status: int  # 0 optimal, 1 other failure, 2 infeasible
     message: str
     p: np.ndarray | None = None  # (n, K) MW
     prices: np.ndarray | None = None  # (K,) $/MWh
@@ -283,46 +284,73 @@ def solve_dispatch(units: Fleet, on: np.ndarray, load: np.ndarray) -> Dispatch:
     def p(i: int, k: int) -> int:
         return i * periods + k
 
-    a_eq = sparse.lil_array((periods, n * periods))
-    for k in range(periods):
-        for i in range(n):
-            a_eq[k, p(i, k)] = 1.0
-    ramps: list[tuple[int, int, float]] = []  # rows p[later] - p[earlier] <= limit
+    start: list[int] = [0]
+    index: list[int] = []
+    value: list[float] = []
+    lower_rows: list[float] = []
+    upper_rows: list[float] = []
+
+    def add(terms: list[tuple[int, float]], lo: float, hi: float) -> None:
+        for col, coefficient in terms:
+            index.append(col)
+            value.append(coefficient)
+        start.append(len(index))
+        lower_rows.append(lo)
+        upper_rows.append(hi)
+
+    for k in range(periods):  # rows 0..K-1: the balance, whose duals are the prices
+        add([(p(i, k), 1.0) for i in range(n)], load[k], load[k])
     for i in range(n):
         if not on[i]:
             continue
         up, down = units.ramp_up[i] / INTERVALS, units.ramp_down[i] / INTERVALS
         for k in range(1, periods):
-            ramps.append((p(i, k), p(i, k - 1), up))
-            ramps.append((p(i, k - 1), p(i, k), down))
-    a_ub = sparse.lil_array((max(1, len(ramps)), n * periods))
-    b_ub = np.zeros(max(1, len(ramps)))
-    for r, (later, earlier, limit) in enumerate(ramps):
-        a_ub[r, later] = 1.0
-        a_ub[r, earlier] = -1.0
-        b_ub[r] = limit
-    bounds = [(units.pmin[i] * on[i], units.pmax[i] * on[i]) for i in range(n) for _ in load]
-    start = time.perf_counter()
-    res = linprog(
-        np.repeat(units.mc, periods),  # $/h cost rate, so balance duals are in $/MWh
-        A_ub=a_ub.tocsr(),
-        b_ub=b_ub,
-        A_eq=a_eq.tocsr(),
-        b_eq=load,
-        bounds=bounds,
-        method="highs",
-    )
-    seconds = time.perf_counter() - start
-    if res.status != 0:
-        return Dispatch(res.status, str(res.message), seconds=seconds)
+            add([(p(i, k), 1.0), (p(i, k - 1), -1.0)], -down, up)  # 5-minute ramps
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n * periods, len(lower_rows)
+    lp.col_cost_ = np.repeat(units.mc, periods)  # $/h cost rate, so balance duals are in $/MWh
+    lp.col_lower_ = np.repeat(units.pmin * on, periods)
+    lp.col_upper_ = np.repeat(units.pmax * on, periods)
+    lp.row_lower_ = np.array(lower_rows, dtype=float)
+    lp.row_upper_ = np.array(upper_rows, dtype=float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
+    lp.a_matrix_.start_ = np.array(start, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    if threads := job_threads():
+        solver.setOptionValue("threads", threads)
+    solver.passModel(lp)
+    begin = time.perf_counter()
+    solver.run()
+    seconds = time.perf_counter() - begin
+    status = solver.getModelStatus()
+    message = solver.modelStatusToString(status)
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return Dispatch(2, message, seconds=seconds)
+    if status != highspy.HighsModelStatus.kOptimal:
+        return Dispatch(1, message, seconds=seconds)
+    solution = solver.getSolution()
     return Dispatch(
         0,
-        str(res.message),
-        p=res.x.reshape(n, periods),
-        prices=np.asarray(res.eqlin.marginals, dtype=float),
-        cost=float(res.fun) / INTERVALS,
+        message,
+        p=np.array(solution.col_value, dtype=float).reshape(n, periods),
+        # HiGHS's row dual: d(objective)/d(row bound), here the cost of one more MW of load.
+        prices=np.array(solution.row_dual[:periods], dtype=float),
+        cost=float(solver.getInfo().objective_function_value) / INTERVALS,
         seconds=seconds,
     )
+
+
+def job_threads() -> int | None:
+    """The CPU threads the sandbox gave this job (``$SANDBOX_THREADS``), if it said."""
+    try:
+        value = int(os.environ.get("SANDBOX_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def day_ahead_price(source: Path, hour: int) -> float | None:

@@ -1,4 +1,9 @@
-"""The dashboard: the upload card, control panel, live logs, jobs and models in one app."""
+"""The dashboard: the upload card, control panel, live logs, jobs and models in one app.
+
+Served by ``sandbox-kit serve`` (which sets ``SANDBOX_CULL_AFTER``), it also listens for its
+page's heartbeat and stops refreshing once the page is gone, so the kernel can be culled
+(:mod:`sandbox_kit.widgets.presence`, issue 13).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,14 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
+from sandbox_kit.culling import MIN_CULL_AFTER_S, CullPlan
+from sandbox_kit.widgets import pump
+from sandbox_kit.widgets.audit_view import AuditView
 from sandbox_kit.widgets.control import ControlPanel
 from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
+from sandbox_kit.widgets.presence import Presence
 from sandbox_kit.widgets.pump import View, close_tree
 from sandbox_kit.widgets.results import ResultsView
 from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS, gapped
@@ -22,17 +31,31 @@ if TYPE_CHECKING:
 
 
 class Dashboard(View):
-    """Every view, wired together: a run or an upload anywhere refreshes the others."""
+    """Every view, wired together: a run or an upload anywhere refreshes the others.
+
+    With ``sandbox.settings.cull_after_s`` set (``sandbox-kit serve`` sets it), the views
+    refresh only while the page sends its heartbeat (:attr:`presence`).
+    """
 
     def __init__(self, sandbox: Sandbox, *, start: bool = True) -> None:
         self.sandbox = sandbox
+        after = sandbox.settings.cull_after_s
+        #: The page's heartbeat, when served with culling; else None (views always refresh).
+        self.presence = (
+            Presence(CullPlan(max(after, MIN_CULL_AFTER_S))) if after is not None else None
+        )
+        if self.presence is not None:
+            pump.pause_while_unseen(self.presence.seen)
         self.logs = LogPanel(sandbox, start=start)
         self.control = ControlPanel(sandbox, on_started=self._started, start=start)
         self.jobs = JobsView(sandbox, on_open_log=self.logs.show_job, start=start)
         self.models = ModelsView(sandbox, on_change=self._changed, start=start)
+        self.audit = AuditView(sandbox, start=start)
         self.results = ResultsView(sandbox, start=start)
         self.upload = UploadCard(sandbox, on_uploaded=lambda _: self._changed())
-        self.tabs = W.Tab(children=[self.jobs, self.models, self.results])
+        models_tab = W.VBox([self.models, self.audit])
+        models_tab.add_class("sk-gap-lg")
+        self.tabs = W.Tab(children=[self.jobs, models_tab, self.results])
         for i, title in enumerate(("Jobs", "Models", "Results")):
             self.tabs.set_title(i, title)
         self.tabs.add_class("sk-tabs")
@@ -44,7 +67,10 @@ class Dashboard(View):
         left = W.VBox([self.upload], layout=W.Layout(width="360px", flex="none"))
         right = W.VBox([self.control, self.logs], layout=W.Layout(flex="1 1 auto", min_width="0"))
         top = gapped(W.HBox([left, right], layout=W.Layout(align_items="flex-start")), "lg")
-        super().__init__([W.HTML(CSS), header, top, self.tabs], layout=W.Layout(padding="8px"))
+        hidden = [] if self.presence is None else [self.presence.button]
+        super().__init__(
+            [W.HTML(CSS), header, top, self.tabs, *hidden], layout=W.Layout(padding="8px")
+        )
         self.add_class("sk-app")
         self.add_class("sk-gap-lg")
 
@@ -56,11 +82,14 @@ class Dashboard(View):
         self.models.pump.run_once()
         self.control.pump.run_once()
         self.jobs.pump.run_once()
+        self.audit.pump.run_once()
 
     def close(self) -> None:
         """Stop every pump and close the widgets."""
-        for view in (self.logs, self.control, self.jobs, self.models, self.results):
+        for view in (self.logs, self.control, self.jobs, self.models, self.audit, self.results):
             view.close()
+        if self.presence is not None:
+            pump.pause_while_unseen(None)
         close_tree(self)
 
 
@@ -80,6 +109,7 @@ def dashboard(sandbox: Sandbox | None = None, *, display: bool = True) -> Dashbo
         from IPython.display import HTML
         from IPython.display import display as show
 
-        show(HTML(AUTOSCROLL_JS))  # type: ignore[no-untyped-call]
+        scripts = AUTOSCROLL_JS + (app.presence.script() if app.presence else "")
+        show(HTML(scripts))  # type: ignore[no-untyped-call]
         show(app)  # type: ignore[no-untyped-call]
     return app

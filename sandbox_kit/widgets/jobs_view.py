@@ -30,6 +30,7 @@ _COLUMNS = (
     ("Status", "120px"),
     ("Started", "150px"),
     ("Duration", "80px"),
+    ("By", "100px"),
     ("Isolation", "90px"),
     ("Exit / reason", "220px"),
 )
@@ -74,6 +75,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
             status_html(info.status.value),
             when(info.started_at),
             duration(info.duration_s),
+            html.escape(info.started_by or ""),
             html.escape(info.isolation or ""),
             html.escape(exit_text),
         ]

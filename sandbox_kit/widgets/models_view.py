@@ -27,6 +27,7 @@ _COLUMNS = (
     ("Size", "70px"),
     ("SHA-256", "110px"),
     ("Created", "150px"),
+    ("By", "100px"),
     ("Description", "180px"),
 )
 
@@ -75,6 +76,8 @@ class ModelRow(W.HBox):  # type: ignore[misc]
             size(model.size),
             f'<span class="sk-mono" title="{model.sha256}">{model.sha256[:12]}</span>',
             when(model.created_at),
+            f'<span title="{_attr(model.created_by or "")}">'
+            f"{html.escape(model.created_by or '')}</span>",
             f'<span title="{_attr(model.description)}">{html.escape(model.description)}</span>',
         ]
         set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))

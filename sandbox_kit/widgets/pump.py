@@ -3,6 +3,11 @@
 Views never ``print`` or use ``with output:`` from threads (output would land in whatever
 cell runs, or vanish in Voilà); a pump calls the view's ``refresh`` at a fixed, low rate and
 the view sets widget traits only when a value changed (pitfalls reference, §1).
+
+Pumps skip their ticks while nobody is looking: once :func:`pause_while_unseen` is given a
+check (the dashboard's :class:`~sandbox_kit.widgets.presence.Presence`, when served with
+culling), a kernel whose page is gone stops sending widget updates, goes idle, and can be
+culled (issue 13). The check is kernel-wide: a Voilà kernel serves exactly one page.
 """
 
 from __future__ import annotations
@@ -15,6 +20,18 @@ from contextlib import AbstractContextManager
 import ipywidgets as W
 
 log = logging.getLogger("sandbox_kit.widgets")
+
+# Whether a frontend still shows this kernel's widgets; None: assume one always does.
+_seen: Callable[[], bool] | None = None
+
+
+def pause_while_unseen(seen: Callable[[], bool] | None) -> None:
+    """Make every pump of this kernel skip its ticks while ``seen()`` is False (None: never).
+
+    Clicks still refresh a view at once (:meth:`Pump.run_once`): they prove someone looks.
+    """
+    global _seen  # noqa: PLW0603 - one page per kernel: the fact is kernel-wide
+    _seen = seen
 
 
 class Pump:
@@ -63,7 +80,9 @@ class Pump:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period):
-            self.run_once()
+            seen = _seen
+            if seen is None or seen():
+                self.run_once()
 
 
 class View(W.VBox):  # type: ignore[misc]

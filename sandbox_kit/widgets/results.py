@@ -355,11 +355,17 @@ def _summary_html(info: JobInfo, job: Job, max_metrics: int) -> str:
     )
     if len(info.metrics) > len(shown):
         metrics += f"<div class='sk-muted'>and {len(info.metrics) - len(shown):,} more</div>"
+    # A stopped job's best solution so far (issue 15): "best found $X, gap Y %".
+    objective = (
+        f"<span class='sk-objective sk-best-found'><b>{html.escape(info.best_found)}</b></span> "
+        if info.best_found
+        else f"<span class='sk-objective'>objective <b>{_num(info.objective)}</b></span> "
+    )
     return (
         f"<div class='sk-result-head'>{status_html(info.status.value)} {badge} "
-        f"<span class='sk-objective'>objective <b>{_num(info.objective)}</b></span> "
-        f"<span class='sk-muted'>{when(info.started_at)} · {duration(info.duration_s)}</span></div>"
-        f"<div class='sk-muted'>{message}</div>"
+        + objective
+        + f"<span class='sk-muted'>{when(info.started_at)} · {duration(info.duration_s)}</span>"
+        f"</div><div class='sk-muted'>{message}</div>"
         + (f"<div class='sk-metrics'>{metrics}</div>" if metrics else "")
     )
 
@@ -371,6 +377,7 @@ _OUTCOME_STYLE = {
     "infeasible": "failed",
     "unbounded": "failed",
     "time_limit": "timeout",
+    "interrupted": "cancelled",
     "error": "failed",
     "running": "running",
 }
@@ -419,6 +426,8 @@ def _files_html(job: Job, budget: int) -> str:
 
 def _label(info: JobInfo) -> str:
     outcome = f" · {info.outcome}" if info.outcome else ""
+    if info.best_found:
+        outcome += f" · {info.best_found}"
     return (
         f"{info.model_type.value} · {info.model_name} v{info.model_version} · "
         f"{when(info.created_at)} · {info.status.value}{outcome} · {info.id[-6:]}"
