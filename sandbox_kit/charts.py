@@ -107,6 +107,60 @@ def history_chart(jobs: Sequence[JobInfo], *, title: str) -> bytes:
     return _png(fig)
 
 
+def sweep_chart(
+    records: Sequence[dict[str, Any]],
+    *,
+    x: str,
+    y: str,
+    series: str | None = None,
+    title: str = "Sweep",
+) -> bytes:
+    """``y`` (the objective or a metric) against the parameter ``x``, one line per value of
+    the parameter ``series`` (issue 11). Records without a number for ``y`` are left out; a
+    non-numeric ``x`` is spread evenly in the order first seen."""
+    fig, ax = _figure(height=3.0)
+    points = [r for r in records if isinstance(r.get(y), int | float)]
+    xs = list(dict.fromkeys(_key(r.get(x)) for r in records))
+    numeric_x = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs)
+
+    def position(record: dict[str, Any]) -> float:
+        value: Any = record.get(x)
+        return float(value) if numeric_x else float(xs.index(_key(value)))
+
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for record in points:
+        groups.setdefault(None if series is None else _key(record.get(series)), []).append(record)
+    try:
+        labels = sorted(groups)
+    except TypeError:  # values of several types: keep the order they came in
+        labels = list(groups)
+    for i, label in enumerate(labels):
+        members = sorted(groups[label], key=position)
+        ax.plot([position(r) for r in members], [r[y] for r in members], marker="o",
+                markersize=4, linewidth=1.8, color=_COLORS[i % len(_COLORS)],
+                label=None if series is None else f"{series} = {label}")  # fmt: skip
+    if not numeric_x:
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    if not points:
+        ax.text(0.5, 0.5, "no results yet", ha="center", va="center",
+                transform=ax.transAxes, color="#7b8794")  # fmt: skip
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    if series and groups:
+        ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _key(value: Any) -> Any:
+    # Lists and objects (a grid may hold them) become their JSON text, so they can be keys.
+    if isinstance(value, list | dict):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
 def _numeric(column: Any) -> bool:
     return str(column.dtype).startswith(("int", "float"))
 

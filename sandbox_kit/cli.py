@@ -196,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--type", type=str.upper, choices=TYPES, dest="model_type")
     jobs.add_argument("--status", choices=[s.value for s in JobStatus])
     jobs.add_argument("--model", type=int, metavar="MODEL_ID")
+    jobs.add_argument("--schedule", type=int, metavar="SCHEDULE_ID", help="only its runs")
     jobs.add_argument("--limit", type=int, default=100)
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(handler=_jobs)
@@ -222,6 +223,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8866)
     serve.add_argument("--token", help="access token (default: a random one, printed)")
     serve.add_argument("--no-examples", action="store_true", help="do not register samples")
+    serve.add_argument(
+        "--no-scheduler", action="store_true", help="do not start a scheduler beside Voila"
+    )
     serve.add_argument(
         "--cull-after",
         type=int,
@@ -252,6 +256,9 @@ def _parser() -> argparse.ArgumentParser:
     from sandbox_kit.cli_data import add_commands  # data, cache and sweep (issue 11)
 
     add_commands(sub)
+    from sandbox_kit.cli_schedule import add_commands as add_schedule_commands  # issue 10
+
+    add_schedule_commands(sub)
     return p
 
 
@@ -374,7 +381,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    jobs = _sandbox(args).jobs(args.model_type, args.status, args.model, args.limit)
+    jobs = _sandbox(args).jobs(
+        args.model_type, args.status, args.model, args.limit, schedule=args.schedule
+    )
     if args.json:
         _print_json([_status_dict(j) for j in jobs])
         return 0
@@ -463,6 +472,7 @@ def _serve(args: argparse.Namespace) -> int:
         examples=not args.no_examples,
         cull_after=args.cull_after,
         actor=args.actor,
+        scheduler=not args.no_scheduler,
     )
 
 

@@ -8,6 +8,7 @@ notebook, the dashboard, the CLI and cron all agree without a config file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from sandbox_kit.errors import ValidationError
 
 ISOLATION_MODES = ("auto", "required", "off")
 NETWORK_MODES = ("none", "host")
+_URL_START = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -93,6 +95,18 @@ class Settings:
             (``SANDBOX_CULL_AFTER``, set for its kernels by ``sandbox-kit serve --cull-after``,
             600 there); the dashboard's views stop refreshing once the page's heartbeat stops.
             None (elsewhere, e.g. JupyterLab): views always refresh.
+        notify: Apprise URLs told about every job end that needs a person, whoever started
+            the job (``SANDBOX_NOTIFY``, comma-separated; issue 10). Schedules add their own.
+        notify_on: the events they are told about (``SANDBOX_NOTIFY_ON``, comma-separated;
+            default ``failed,timeout,lost,deadline,not_started``; add ``success``,
+            ``infeasible`` or ``error`` to hear about those too).
+        dashboard_url: the dashboard's address, linked from notifications
+            (``SANDBOX_DASHBOARD_URL``; ``sandbox-kit serve`` sets it for its scheduler).
+        scheduler_lease_s: how long a scheduler leads without renewing its lease; a leader
+            that dies is replaced within this (30; ``SANDBOX_SCHEDULER_LEASE_S``).
+        scheduler_grace_s: how late a fire time may be started; one older when a scheduler
+            first sees it was missed (scheduler down, machine asleep) and follows the
+            schedule's missed-run policy (120; ``SANDBOX_SCHEDULER_GRACE_S``).
     """
 
     max_upload_bytes: int = 10 * MiB
@@ -122,6 +136,11 @@ class Settings:
     data_max_bytes: int = GiB
     sweep_max_scenarios: int = 1000
     cull_after_s: int | None = None
+    notify: tuple[str, ...] = ()
+    notify_on: tuple[str, ...] = ("failed", "timeout", "lost", "deadline", "not_started")
+    dashboard_url: str | None = None
+    scheduler_lease_s: float = 30.0
+    scheduler_grace_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:
@@ -212,6 +231,15 @@ class Settings:
             data_max_bytes=_mib(env, "SANDBOX_DATA_MAX_MB", base.data_max_bytes) or 0,
             sweep_max_scenarios=_int(env, "SANDBOX_SWEEP_MAX", base.sweep_max_scenarios) or 0,
             cull_after_s=_int(env, "SANDBOX_CULL_AFTER", None),
+            notify=split_urls(env.get("SANDBOX_NOTIFY", "")),
+            notify_on=_words(env.get("SANDBOX_NOTIFY_ON", "")) or base.notify_on,
+            dashboard_url=env.get("SANDBOX_DASHBOARD_URL") or None,
+            scheduler_lease_s=_float(
+                env.get("SANDBOX_SCHEDULER_LEASE_S", "30"), "SANDBOX_SCHEDULER_LEASE_S"
+            ),
+            scheduler_grace_s=_float(
+                env.get("SANDBOX_SCHEDULER_GRACE_S", "120"), "SANDBOX_SCHEDULER_GRACE_S"
+            ),
         )
 
 
@@ -288,6 +316,17 @@ def _flag(value: str, name: str) -> bool:
     if word in ("0", "false", "no", "off"):
         return False
     raise ValidationError(f"{name} must be 1 or 0 (true or false), not {value!r}")
+
+
+def split_urls(value: str) -> tuple[str, ...]:
+    """URLs separated by commas or blanks; a comma inside a URL (``?to=a@x,b@y``) stays, as
+    only a separator followed by ``scheme://`` splits."""
+    return tuple(url.strip(" ,") for url in _URL_START.split(value.strip()) if url.strip(" ,"))
+
+
+def _words(value: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(word.strip() for word in value.split(",") if word.strip())
 
 
 def _float(value: str, name: str) -> float:

@@ -176,6 +176,82 @@ class JobRow(Base):
     # claimed) and licence tokens ("+"-joined).
     threads: Mapped[int] = mapped_column(Integer, default=1)
     tokens: Mapped[str] = mapped_column(String(200), default="")
+    # Added by migration 0007 (schedules; issue 10): the schedule that started the job, and
+    # its deadline (``deadline_missed`` is NULL until judged).
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_missed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class ScheduleRow(Base):
+    """A schedule: a model type (its active version at fire time) or a pinned model, run on
+    a cron clock in a time zone (migration 0007; issue 10)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(64))  # "DMO" or a model id
+    model_type: Mapped[str] = mapped_column(String(8))
+    cron: Mapped[str] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64))
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    data_source: Mapped[str | None] = mapped_column(String(300))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    missed: Mapped[str] = mapped_column(String(8))
+    overlap: Mapped[str] = mapped_column(String(8))
+    deadline_min: Mapped[float | None] = mapped_column(Float)
+    deadline_action: Mapped[str] = mapped_column(String(8))
+    notify: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of Apprise URLs
+    notify_on: Mapped[str | None] = mapped_column(Text)  # JSON list of events, or NULL
+    cursor_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ScheduleFireRow(Base):
+    """One fire time of a schedule and what came of it (unique per schedule and time)."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        Index("uq_schedule_fires", "schedule_id", "fire_at", unique=True),
+        Index("ix_schedule_fires_outcome", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationRow(Base):
+    """One notification of a job end (or of a fire time that started nothing) to one target."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("uq_notifications", "subject", "event", "target_key", unique=True),
+        Index("ix_notifications_job", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(120))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16))
+    target_key: Mapped[str] = mapped_column(String(64))
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(Text)  # the URL with its secrets hidden
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DataSetRow(Base):

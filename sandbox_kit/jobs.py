@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from sandbox_kit.logs import LogTail, Progress, raw_bytes, read_lines
+from sandbox_kit.logs import LINE_MAX, LogTail, Progress, raw_bytes, read_lines
 from sandbox_kit.records import JobInfo, JobStatus, LogLine
 from sandbox_kit.results import read_result
 from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
@@ -33,16 +33,20 @@ class Event:
 
     Attributes:
         kind: ``started``, ``log``, ``progress`` (the current ``\\r`` line changed), or the
-            terminal ``completed``, ``failed``, ``cancelled``, ``timeout``, ``lost``.
+            terminal ``completed``, ``failed``, ``cancelled``, ``timeout``, ``lost``; and
+            ``resync`` from a :class:`Follower` polled with ``lag_bytes`` that fell behind.
         job: the job's snapshot when the event was made.
         line: the log line, for ``log`` events.
         progress: the current progress line, for ``progress`` events.
+        since: for ``resync``: the last line delivered before the skip; the lines after it
+            up to the next ``log`` event were skipped (read them with ``since=`` this).
     """
 
     kind: str
     job: JobInfo
     line: LogLine | None = None
     progress: Progress | None = None
+    since: int | None = None
 
 
 _TERMINAL_EVENT = {
@@ -200,33 +204,96 @@ class Job:
         is still running, long finished, or started by another process. A job that never ran
         (cancelled while queued) yields only its terminal event, without ``started``.
         """
-        tail = LogTail(self.info.log_path, since)
-        announced = False
+        follower = Follower(self.info, since)
         next_status = 0.0
         while stop is None or not stop():
             if time.monotonic() >= next_status:
                 self.refresh()
                 next_status = time.monotonic() + _STATUS_POLL_S
-            ran = self.status is JobStatus.RUNNING or self.info.started_at is not None
-            if not announced and ran:
-                announced = True
-                yield Event("started", self.info)
-            terminal = self.status.terminal
-            before = tail.offset
-            for item in tail.read(_CHUNK):
-                if isinstance(item, LogLine):
-                    yield Event("log", self.info, line=item)
-                else:
-                    yield Event("progress", self.info, progress=item)
-            if tail.offset != before:
-                # More may be waiting: a long backlog is read in bounded chunks (a chunk of
-                # lines at or below ``since`` yields nothing, yet is no reason to stop).
-                continue
-            if terminal:
-                # The supervisor closes the log before it records the end: all lines are in.
-                yield Event(_TERMINAL_EVENT[self.status], self.info)
+            yield from follower.poll(self.info)
+            if follower.done:
                 return
-            time.sleep(_FILE_POLL_S)
+            if not follower.moved:
+                time.sleep(_FILE_POLL_S)
+
+
+class Follower:
+    """The non-blocking core of :meth:`Job.follow`: one job's events, one poll at a time.
+
+    Each :meth:`poll` reads what is new in the durable log (a bounded chunk) and compares the
+    job record it is given; it never sleeps or reads the database, so one thread can serve
+    many followers (the HTTP API's event stream does; issue 16). Every line with
+    ``seq > since`` is returned exactly once, in order, unless ``lag_bytes`` says otherwise.
+
+    Args:
+        info: the job's record (for its log path).
+        since: skip lines with ``seq <= since``.
+    """
+
+    def __init__(self, info: JobInfo, since: int = 0) -> None:
+        self._tail = LogTail(info.log_path, since)
+        self._path = info.log_path
+        #: The last line returned (``since`` before any).
+        self.last_seq = since
+        #: True once the terminal event was returned; later polls return nothing.
+        self.done = False
+        #: True when the last poll consumed log bytes: more may be waiting, poll again soon.
+        self.moved = False
+        self._announced = False
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the log consumed so far."""
+        return self._tail.offset
+
+    def poll(
+        self, info: JobInfo, max_bytes: int = _CHUNK, *, lag_bytes: int | None = None
+    ) -> list[Event]:
+        """The events since the last poll, given the job's current record.
+
+        Args:
+            info: the job's record, read after the previous poll.
+            max_bytes: read at most about this much of the log.
+            lag_bytes: when more than this is waiting unread, skip to the newest part and
+                say so with a ``resync`` event (a live view that cannot keep up); None reads
+                everything.
+        """
+        if self.done:
+            return []
+        events: list[Event] = []
+        ran = info.status is JobStatus.RUNNING or info.started_at is not None
+        if not self._announced and ran:
+            self._announced = True
+            events.append(Event("started", info))
+        terminal = info.status.terminal
+        before = self._tail.offset
+        # LogTail never reads less than two whole records' worth, nor skips within it.
+        lag = None if lag_bytes is None else max(lag_bytes, 2 * LINE_MAX)
+        if lag is not None and self._waiting() > lag:
+            events.append(Event("resync", info, since=self.last_seq))
+            items = self._tail.read(lag, skip=True)
+        else:
+            items = self._tail.read(max_bytes)
+        for item in items:
+            if isinstance(item, LogLine):
+                self.last_seq = item.seq
+                events.append(Event("log", info, line=item))
+            else:
+                events.append(Event("progress", info, progress=item))
+        # More may be waiting when the offset moved: a long backlog is read in bounded chunks
+        # (a chunk of lines at or below ``since`` yields nothing, yet is no reason to stop).
+        self.moved = self._tail.offset != before
+        if terminal and not self.moved:
+            # The supervisor closes the log before it records the end: all lines are in.
+            events.append(Event(_TERMINAL_EVENT[info.status], info))
+            self.done = True
+        return events
+
+    def _waiting(self) -> int:
+        try:
+            return os.stat(self._path).st_size - self._tail.offset
+        except FileNotFoundError:
+            return 0
 
 
 def _inside(root: Path, value: object) -> Path | None:

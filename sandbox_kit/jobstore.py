@@ -6,12 +6,16 @@ Writes are not here: every status change goes through :mod:`sandbox_kit.lifecycl
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
-from sandbox_kit.db import Database, JobRow
+from sandbox_kit.db import Database, JobRow, NotificationRow
 from sandbox_kit.errors import NotFoundError
-from sandbox_kit.records import JobInfo, JobStatus, ModelType
+from sandbox_kit.records import JobInfo, JobStatus, ModelType, Notification
 
 
 class JobStore:
@@ -26,7 +30,26 @@ class JobStore:
             row = s.get(JobRow, job_id)
             if row is None:
                 raise NotFoundError("job", job_id)
-            return to_info(row)
+            return to_info(row, _notifications(s, [job_id]).get(job_id, ()))
+
+    def ended_since(self, since: datetime, *, limit: int = 100) -> list[JobInfo]:
+        """Jobs that ended, or missed their deadline, from ``since`` on; newest first.
+
+        What a dashboard's notification bell lists: every job end, whoever started the job.
+        """
+        query = (
+            select(JobRow)
+            .where(
+                or_(
+                    JobRow.finished_at >= since,
+                    and_(JobRow.deadline_missed.is_(True), JobRow.deadline_at >= since),
+                )
+            )
+            .order_by(JobRow.finished_at.desc(), JobRow.id.desc())
+            .limit(limit)
+        )
+        with self.db.read() as s:
+            return _with_notifications(s, list(s.scalars(query)))
 
     def list(
         self,
@@ -34,9 +57,10 @@ class JobStore:
         model_type: ModelType | None = None,
         status: JobStatus | None = None,
         model_id: int | None = None,
+        schedule_id: int | None = None,
         limit: int = 100,
     ) -> list[JobInfo]:
-        """Jobs, newest first."""
+        """Jobs, newest first (of one schedule, with ``schedule_id``)."""
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         if model_type is not None:
             query = query.where(JobRow.model_type == model_type.value)
@@ -44,12 +68,43 @@ class JobStore:
             query = query.where(JobRow.status == status.value)
         if model_id is not None:
             query = query.where(JobRow.model_id == model_id)
+        if schedule_id is not None:
+            query = query.where(JobRow.schedule_id == schedule_id)
         with self.db.read() as s:
-            return [to_info(row) for row in s.scalars(query)]
+            return _with_notifications(s, list(s.scalars(query)))
 
 
-def to_info(row: JobRow) -> JobInfo:
-    """The frozen view of a job row."""
+def _with_notifications(s: Session, rows: Sequence[JobRow]) -> list[JobInfo]:
+    found = _notifications(s, [row.id for row in rows]) if rows else {}
+    return [to_info(row, found.get(row.id, ())) for row in rows]
+
+
+def _notifications(s: Session, job_ids: list[str]) -> dict[str, tuple[Notification, ...]]:
+    """The notifications of these jobs, oldest first, by job (one query)."""
+    found: dict[str, list[Notification]] = defaultdict(list)
+    rows = s.scalars(
+        select(NotificationRow)
+        .where(NotificationRow.job_id.in_(job_ids))
+        .order_by(NotificationRow.created_at, NotificationRow.id)
+    )
+    for row in rows:
+        found[row.job_id or ""].append(
+            Notification(
+                event=row.event,
+                target_kind=row.target_kind,
+                target=row.target,
+                status=row.status,
+                attempts=row.attempts,
+                error=row.error,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+        )
+    return {job_id: tuple(items) for job_id, items in found.items()}
+
+
+def to_info(row: JobRow, notifications: tuple[Notification, ...] = ()) -> JobInfo:
+    """The frozen view of a job row (with its notifications, when the caller read them)."""
     return JobInfo(
         id=row.id,
         model_id=row.model_id,
@@ -85,4 +140,8 @@ def to_info(row: JobRow) -> JobInfo:
         started_by=row.started_by,
         threads=row.threads or 1,
         tokens=tuple(t for t in (row.tokens or "").split("+") if t),
+        schedule_id=row.schedule_id,
+        deadline_at=row.deadline_at,
+        deadline_missed=row.deadline_missed,
+        notifications=notifications,
     )

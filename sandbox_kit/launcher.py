@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import string
 import subprocess
@@ -31,7 +32,7 @@ from sandbox_kit.config import Paths, Settings
 from sandbox_kit.datasource import Source
 from sandbox_kit.db import Database
 from sandbox_kit.errors import RunError, ValidationError
-from sandbox_kit.lifecycle import Lifecycle, utcnow
+from sandbox_kit.lifecycle import Guard, Lifecycle, utcnow
 from sandbox_kit.records import Model, dumps_config
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -57,10 +58,16 @@ def submit(
     cache: bool | None = None,
     sweep: tuple[str, int] | None = None,
     started_by: str | None = None,
+    schedule_id: int | None = None,
+    deadline_at: datetime | None = None,
+    guard: Guard | None = None,
 ) -> str:
     """Queue a run of ``model`` (the caller dispatches); returns the job id.
 
     ``started_by`` is who asked (recorded on the job and in the audit trail, issue 13).
+    ``schedule_id`` and ``deadline_at`` mark a scheduled run; ``guard`` runs inside the
+    job's insert transaction and may refuse it (:meth:`Lifecycle.create`, issue 10), in which
+    case nothing of the job is left behind.
 
     ``source`` is the data source, already pinned (:func:`sandbox_kit.datasource.resolve`).
     With ``cache`` (default: the type's setting) an identical earlier run's result is reused:
@@ -90,6 +97,10 @@ def submit(
         "sweep_index": None if sweep is None else sweep[1],
         "started_by": started_by,
     }
+    if schedule_id is not None:
+        extra["schedule_id"] = schedule_id
+    if deadline_at is not None:
+        extra["deadline_at"] = deadline_at
     job_id = new_job_id(kind)
     own = dict(
         id=job_id,
@@ -104,7 +115,9 @@ def submit(
     )
     if settings.cache_for(kind) if cache is None else cache:
         hit = result_cache.lookup(db, key)
-        if hit is not None and lifecycle.create_cached(cached_from=hit.job_id, **own, **extra):
+        if hit is not None and lifecycle.create_cached(
+            cached_from=hit.job_id, guard=guard, **own, **extra
+        ):
             return job_id
         extra["cache_miss_reason"] = result_cache.miss_reason(db, key)
     job_dir = paths.jobs / job_id
@@ -158,16 +171,23 @@ def submit(
         "threads": threads,
     }
     result_dir.mkdir(parents=True)
-    _keep_secrets(paths, job_id, settings.env_allow)
-    lifecycle.create(
-        **own,
-        log_path=spec["log_path"],
-        result_dir=str(result_dir),
-        spec=json.dumps(spec),
-        threads=threads,
-        tokens="+".join(model.tokens),
-        **extra,
-    )
+    try:
+        _keep_secrets(paths, job_id, settings.env_allow)
+        lifecycle.create(
+            **own,
+            guard=guard,
+            log_path=spec["log_path"],
+            result_dir=str(result_dir),
+            spec=json.dumps(spec),
+            threads=threads,
+            tokens="+".join(model.tokens),
+            **extra,
+        )
+    except BaseException:
+        # A refused insert (a guard, a database error) leaves no folder and no secrets file.
+        shutil.rmtree(job_dir, ignore_errors=True)
+        paths.secrets(job_id).unlink(missing_ok=True)
+        raise
     return job_id
 
 

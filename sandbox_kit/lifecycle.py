@@ -76,6 +76,9 @@ _OPTIONAL_CREATE_COLUMNS = (
     # CPU slots asked for and licence pools ("+"-joined) (issue 15).
     "threads",
     "tokens",
+    # The schedule that fired the run, and the run's deadline (issue 10).
+    "schedule_id",
+    "deadline_at",
 )
 #: What a cache hit takes over from the job whose result it reuses.
 _CACHED_COPY = (
@@ -88,6 +91,10 @@ _CACHED_COPY = (
     "exit_code",
     "python_version",
 )
+
+
+#: A check run inside a job's insert transaction (see :meth:`Lifecycle.create`).
+Guard = Callable[[Statements, Mapping[str, Any]], None]
 
 
 def utcnow() -> datetime:
@@ -144,9 +151,14 @@ class Lifecycle:
         self.conn = conn
         self.now = now
 
-    def create(self, **values: Any) -> None:
+    def create(self, *, guard: Guard | None = None, **values: Any) -> None:
         """Insert a new job as ``queued`` (values: the columns of ``_CREATE_COLUMNS``, and
-        any of ``_OPTIONAL_CREATE_COLUMNS``)."""
+        any of ``_OPTIONAL_CREATE_COLUMNS``).
+
+        ``guard(st, values)`` runs first inside the insert's transaction; whatever it raises
+        aborts the insert (the scheduler checks its lease and claims the fire time there, so
+        a fire time gets its job exactly once, issue 10).
+        """
         missing = set(_CREATE_COLUMNS) - set(values)
         if missing:
             raise TypeError(f"create() needs {sorted(missing)}")
@@ -155,6 +167,8 @@ class Lifecycle:
         columns = ", ".join(given)
         names = ", ".join(f":{name}" for name in given)
         with self.conn.write() as st:
+            if guard is not None:
+                guard(st, values)
             st.run(
                 f"INSERT INTO jobs ({columns}, status, created_at, truncated, attempt, "
                 f"cancel_requested, metrics) VALUES ({names}, :status, :now, :f, 1, :f, '{{}}')",
@@ -162,7 +176,9 @@ class Lifecycle:
             )
             _audit_run(st, values, at=self.now())
 
-    def create_cached(self, *, cached_from: str, **values: Any) -> bool:
+    def create_cached(
+        self, *, cached_from: str, guard: Guard | None = None, **values: Any
+    ) -> bool:
         """Insert a job that is a cache hit: ``success`` at once, no process (issue 11).
 
         ``values`` are the new job's own columns, as for :meth:`create` (its id, model,
@@ -170,6 +186,7 @@ class Lifecycle:
         needed). The log, result folder, outcome, objective and metrics are those of
         ``cached_from``, read in the same transaction. Returns False, inserting nothing, when
         that job is no longer a ``success`` (deleted meanwhile): the caller runs instead.
+        ``guard`` is as for :meth:`create`.
         """
         own = [c for c in (*_CREATE_COLUMNS, *_OPTIONAL_CREATE_COLUMNS) if c in values]
         if "id" not in own:
@@ -185,6 +202,8 @@ class Lifecycle:
             ).one()
             if found is None:
                 return False
+            if guard is not None:
+                guard(st, values)
             row = {
                 **{name: values[name] for name in own},
                 **dict(zip(_CACHED_COPY, found, strict=True)),
@@ -348,6 +367,21 @@ class Lifecycle:
         if "metrics" in values:
             values["metrics"] = json.dumps(values["metrics"] or {})
         return self._end(job_id, (RUNNING,), status, values)
+
+    def judge_deadline(self, job_id: str, *, missed: bool) -> bool:
+        """Record whether a job missed its deadline, once; returns False if judged already.
+
+        Not a status change: a late run goes on (or is cancelled through :meth:`cancel`).
+        """
+        with self.conn.write() as st:
+            return (
+                st.run(
+                    "UPDATE jobs SET deadline_missed = :missed WHERE id = :id "
+                    "AND deadline_at IS NOT NULL AND deadline_missed IS NULL",
+                    {"missed": missed, "id": job_id},
+                ).rowcount
+                == 1
+            )
 
     def mark_lost(self, job_id: str, reason: str) -> bool:
         """``running`` -> ``lost``; returns False when the job had ended meanwhile."""

@@ -166,6 +166,13 @@ class JobInfo:
     #: (issue 15).
     threads: int = 1
     tokens: tuple[str, ...] = ()
+    #: The schedule that started the job (None for a manual run), its deadline, and whether
+    #: the run had not ended by then (None until judged; issue 10).
+    schedule_id: int | None = None
+    deadline_at: datetime | None = None
+    deadline_missed: bool | None = None
+    #: Deliveries of notifications about this job (target kind, event, delivered or error).
+    notifications: tuple[Notification, ...] = ()
 
     @property
     def best_found(self) -> str | None:
@@ -230,6 +237,160 @@ class JobInfo:
             "threads": self.threads,
             "tokens": list(self.tokens),
             "best_found": self.best_found,
+            "schedule_id": self.schedule_id,
+            "deadline_at": _iso(self.deadline_at),
+            "deadline_missed": self.deadline_missed,
+            "notifications": [n.to_dict() for n in self.notifications],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One notification about a job end (or a fire time that started nothing) to one target.
+
+    Attributes:
+        event: ``failed``, ``timeout``, ``lost``, ``deadline``, ``not_started``, ``success``,
+            ``infeasible`` or ``error``.
+        target_kind: the Apprise URL's scheme (``mailto``, ``json``, ``slack``, ...).
+        target: the URL with its secrets hidden.
+        status: ``sending``, ``delivered`` or ``error``.
+        attempts: deliveries tried (the first and the retries).
+        error: why the last attempt failed, when it did.
+    """
+
+    event: str
+    target_kind: str
+    target: str
+    status: str
+    attempts: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def delivered(self) -> bool:
+        """True once the target accepted it."""
+        return self.status == "delivered"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (an entry of ``notifications`` in ``status --json``)."""
+        return {
+            "event": self.event,
+            "target_kind": self.target_kind,
+            "target": self.target,
+            "status": self.status,
+            "delivered": self.delivered,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A model run on a clock (issue 10).
+
+    Attributes:
+        target: a model type (``DMO``: its active version at fire time) or a model id.
+        cron: five-field cron expression in ``timezone``; ``preset`` names the preset it came
+            from, if any.
+        enabled: False while paused.
+        missed: what to do with fire times missed while no scheduler ran: ``skip`` (record
+            them) or ``once`` (one catch-up run).
+        overlap: what to do when the previous run is still queued or running: ``skip``,
+            ``queue`` (run after it) or ``cancel`` (cancel it, then run).
+        deadline_min: minutes after a fire time by which its run must have ended, or None.
+        deadline_action: ``notify``, or ``cancel`` (notify and cancel the late run).
+        notify: Apprise URLs told about this schedule's runs (shown with secrets hidden).
+        notify_on: the events they are told about (None: the default set).
+    """
+
+    id: int
+    name: str
+    target: str
+    model_type: ModelType
+    cron: str
+    preset: str | None
+    timezone: str
+    config: dict[str, Any]
+    data_source: str | None
+    enabled: bool
+    missed: str
+    overlap: str
+    deadline_min: float | None
+    deadline_action: str
+    notify: tuple[str, ...]
+    notify_on: tuple[str, ...] | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None = None
+    #: The next fire times (UTC), when the caller asked for them.
+    next_fires: tuple[datetime, ...] = ()
+
+    @property
+    def paused(self) -> bool:
+        """True while the schedule does not fire."""
+        return not self.enabled
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the CLI's ``schedule show --json`` shape)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "target": self.target,
+            "model_type": self.model_type.value,
+            "cron": self.cron,
+            "preset": self.preset,
+            "timezone": self.timezone,
+            "config": self.config,
+            "data_source": self.data_source,
+            "enabled": self.enabled,
+            "paused": self.paused,
+            "missed": self.missed,
+            "overlap": self.overlap,
+            "deadline_min": self.deadline_min,
+            "deadline_action": self.deadline_action,
+            "notify": list(self.notify),
+            "notify_on": None if self.notify_on is None else list(self.notify_on),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "created_by": self.created_by,
+            "next_fires": [t.isoformat() for t in self.next_fires],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFire:
+    """One fire time of a schedule and what came of it.
+
+    Attributes:
+        outcome: ``due`` (being started), ``waiting`` (overlap ``queue``: after the previous
+            run), ``submitted`` (``job_id`` is its run), ``missed``, ``skipped`` or ``error``.
+        detail: why, for the outcomes other than ``submitted``.
+        job_status, deadline_missed: of its run, when there is one.
+    """
+
+    schedule_id: int
+    fire_at: datetime
+    outcome: str
+    job_id: str | None
+    detail: str | None
+    created_at: datetime
+    job_status: JobStatus | None = None
+    deadline_missed: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {
+            "schedule_id": self.schedule_id,
+            "fire_at": self.fire_at.isoformat(),
+            "outcome": self.outcome,
+            "job_id": self.job_id,
+            "detail": self.detail,
+            "created_at": self.created_at.isoformat(),
+            "job_status": None if self.job_status is None else self.job_status.value,
+            "deadline_missed": self.deadline_missed,
         }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox_kit import audit, datasource, executor, launcher, sweeps
 from sandbox_kit import cache as result_cache
@@ -28,11 +31,16 @@ from sandbox_kit.records import (
     ModelStatus,
     ModelType,
     Scenario,
+    Schedule,
+    ScheduleFire,
     SweepInfo,
 )
 from sandbox_kit.registry import Registry
 from sandbox_kit.sweeps import Sweep, SweepStore
 from sandbox_kit.validation import check_size, validate_upload
+
+if TYPE_CHECKING:
+    from sandbox_kit.schedules import ScheduleStore
 
 _RECONCILE_EVERY_S = 5.0
 
@@ -86,6 +94,20 @@ class Sandbox:
     def home(self) -> Path:
         """The sandbox's home folder."""
         return self.paths.home
+
+    def acting_as(self, actor: str | None = None, *, server_user: object | None = None) -> Sandbox:
+        """This sandbox with its actions recorded under another actor, e.g. the user of one
+        Jupyter Server request (the HTTP API, issue 16; see :func:`audit.resolve_actor`).
+
+        The view shares this sandbox's database connections: close only the original.
+
+        Args:
+            actor: an explicit label (wins).
+            server_user: a Jupyter Server ``User`` (``handler.current_user``).
+        """
+        view = copy.copy(self)
+        view.actor = audit.resolve_actor(actor, server_user=server_user)
+        return view
 
     # -- models ---------------------------------------------------------------------------
 
@@ -269,8 +291,10 @@ class Sandbox:
         status: str | JobStatus | None = None,
         model: int | None = None,
         limit: int = 100,
+        *,
+        schedule: int | None = None,
     ) -> list[JobInfo]:
-        """Job records, newest first."""
+        """Job records, newest first (``schedule``: only the runs of that schedule)."""
         if limit < 1:
             raise ValidationError(f"limit must be at least 1, not {limit}")
         self._maybe_reconcile()
@@ -278,8 +302,15 @@ class Sandbox:
             model_type=None if model_type is None else _model_type(model_type),
             status=None if status is None else _enum(JobStatus, status, "job status"),
             model_id=model,
+            schedule_id=schedule,
             limit=limit,
         )
+
+    def job_ends(self, since: datetime, *, limit: int = 100) -> list[JobInfo]:
+        """Jobs that ended, or missed their deadline, from ``since`` on, whoever started
+        them; newest first (the dashboard's notification bell)."""
+        self._maybe_reconcile()
+        return self.jobstore.ended_since(since, limit=limit)
 
     def cancel(self, job_id: str) -> None:
         """Stop a job and its whole process tree; a queued job never starts; a finished job
@@ -352,6 +383,131 @@ class Sandbox:
         # Also starts queued jobs left behind by a process that exited before a slot freed.
         self._dispatch()
         return lost
+
+    # -- schedules (issue 10) ---------------------------------------------------------------
+
+    @cached_property
+    def schedule_store(self) -> ScheduleStore:
+        """Where schedules are stored (opened on first use: the CLI's other commands skip
+        the cron library)."""
+        from sandbox_kit.schedules import ScheduleStore
+
+        return ScheduleStore(self.db, self.registry)
+
+    def add_schedule(
+        self,
+        target: int | str | ModelType,
+        *,
+        cron: str | None = None,
+        preset: str | None = None,
+        timezone: str | None = None,
+        config: dict[str, Any] | None = None,
+        data_source: str | None = None,
+        missed: str | None = None,
+        overlap: str | None = None,
+        deadline: float | None = None,
+        deadline_action: str = "notify",
+        notify: Iterable[str] = (),
+        notify_on: Iterable[str] | None = None,
+        name: str | None = None,
+    ) -> Schedule:
+        """Run a model on a clock; the scheduler process (``sandbox-kit scheduler``, or the
+        one ``sandbox-kit serve`` starts) fires it.
+
+        Args:
+            target: a model type (its active version at each fire time) or a model id.
+            cron: a five-field cron expression in ``timezone``; or ``preset``:
+                ``day-ahead``, ``real-time-5min``, ``real-time-15min``, ``hourly`` (see
+                :data:`sandbox_kit.cron.PRESETS`; the arguments below override it).
+            timezone: an IANA zone (default: the machine's).
+            config: the run's config.
+            data_source: as for :meth:`run`, resolved at each fire time: ``latest:DMO``
+                chains to the newest successful DMO's results.
+            missed: fire times missed while no scheduler ran: ``skip`` (default; recorded)
+                or ``once`` (one catch-up run).
+            overlap: the previous run still queued or running: ``skip`` (default),
+                ``queue`` or ``cancel``.
+            deadline: minutes after a fire time by which its run must have ended.
+            deadline_action: ``notify`` (default) or ``cancel`` (notify and cancel).
+            notify: Apprise URLs told about this schedule's runs (besides
+                ``SANDBOX_NOTIFY``).
+            notify_on: the events they hear about (default ``SANDBOX_NOTIFY_ON``'s).
+            name: a label (default: target and clock).
+
+        Raises:
+            ValidationError: a bad expression, zone, policy, deadline or target URL
+                (nothing stored).
+            NotFoundError: no model with that id.
+        """
+        return self.schedule_store.add(
+            target,
+            cron_expr=cron,
+            preset=preset,
+            timezone=timezone,
+            config=config,
+            data_source=data_source,
+            missed=missed,
+            overlap=overlap,
+            deadline=deadline,
+            deadline_action=deadline_action,
+            notify=notify,
+            notify_on=notify_on,
+            name=name,
+            actor=self.actor,
+        )
+
+    def update_schedule(self, schedule_id: int, **changes: Any) -> Schedule:
+        """Change a schedule: any argument of :meth:`add_schedule` (``cron`` included). A
+        new clock starts from now (past fire times are neither run nor counted missed)."""
+        if "cron" in changes:
+            changes["cron_expr"] = changes.pop("cron")
+        return self.schedule_store.update(schedule_id, actor=self.actor, **changes)
+
+    def schedules(self, *, next_fires: int = 1) -> list[Schedule]:
+        """Every schedule, with its next fire time(s)."""
+        return self.schedule_store.all(next_fires=next_fires)
+
+    def schedule(self, schedule_id: int, *, next_fires: int = 5) -> Schedule:
+        """One schedule, with its next ``next_fires`` fire times (UTC)."""
+        return self.schedule_store.get(schedule_id, next_fires=next_fires)
+
+    def pause_schedule(self, schedule_id: int) -> Schedule:
+        """Stop firing a schedule (fire times while paused are not run, nor missed)."""
+        return self.schedule_store.set_enabled(schedule_id, False, actor=self.actor)
+
+    def resume_schedule(self, schedule_id: int) -> Schedule:
+        """Fire a paused schedule again, from its next fire time on."""
+        return self.schedule_store.set_enabled(schedule_id, True, actor=self.actor)
+
+    def delete_schedule(self, schedule_id: int) -> Schedule:
+        """Remove a schedule (its runs stay, with their ``schedule_id``)."""
+        return self.schedule_store.delete(schedule_id, actor=self.actor)
+
+    def schedule_fires(
+        self, schedule_id: int | None = None, *, limit: int = 20
+    ) -> list[ScheduleFire]:
+        """What came of a schedule's (or every schedule's) newest fire times: run, missed,
+        skipped, waiting or not started, with the run's status and deadline state."""
+        return self.schedule_store.fires(schedule_id, limit=limit)
+
+    @staticmethod
+    def preview_schedule(
+        *,
+        cron: str | None = None,
+        preset: str | None = None,
+        timezone: str | None = None,
+        count: int = 5,
+        after: datetime | None = None,
+    ) -> list[datetime]:
+        """The next ``count`` fire times (UTC) of a clock, before storing it (the dashboard's
+        preview). Raises ValidationError for a bad expression, preset or zone."""
+        from sandbox_kit import cron as clock
+
+        expr = clock.preset(preset).cron if preset else clock.check_cron(str(cron or ""))
+        zone = timezone or clock.machine_zone()
+        clock.zone(zone)
+        start = after or datetime.now(UTC)
+        return clock.next_fire_times(expr, zone, start, count)
 
     # -- result cache and sweeps (issue 11) ------------------------------------------------
 

@@ -5,6 +5,11 @@ when the registry is empty, so ``make serve`` on a fresh clone, or ``sandbox-kit
 folder after ``pip install sandbox_kit``, shows models ready to run. The notebook and the
 samples are package data (:mod:`sandbox_kit.assets`). Kernels whose page is gone are shut down
 within ``--cull-after`` seconds (:mod:`sandbox_kit.culling`).
+
+A scheduler process (:mod:`sandbox_kit.scheduler`) is started beside Voilà, unless
+``--no-scheduler``, so the default set-up fires schedules. It is a child of this process, which
+then becomes Voilà (``execve`` keeps the pid): it stops when Voilà does (Ctrl-C reaches both;
+otherwise it notices its parent is gone within a second).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,17 +52,32 @@ def voila_command(
     """The Voilà command line: token auth, fixed port, no tracebacks, no sources, and the
     culling of kernels whose page is gone when ``cull`` is given.
 
+    It runs Voilà with the HTTP API under ``/sandbox/api/`` (:mod:`sandbox_kit.server.voila`;
+    Voilà 0.5 loads no Jupyter Server extensions itself).
+
     The token itself is not on it (``ps`` shows every command line to every user): Voilà
     reads it from ``JUPYTER_TOKEN`` in its environment, which only its own user can read.
     """
     return [
-        sys.executable, "-m", "voila", str(notebook), "--no-browser",
+        sys.executable, "-m", "sandbox_kit.server.voila", str(notebook), "--no-browser",
         f"--port={port}", f"--Voila.ip={host}", "--Voila.port_retries=0",
         "--Voila.auto_token=True",
         "--show_tracebacks=False", "--strip_sources=True",
         f"--Voila.tornado_settings={{'websocket_max_message_size': {_WEBSOCKET_MAX}}}",
         *(cull.voila_options() if cull is not None else []),
     ]  # fmt: skip
+
+
+def start_scheduler(home: Path, *, dashboard_url: str) -> subprocess.Popen[bytes]:
+    """Start ``sandbox-kit scheduler`` as a child that stops when this process (about to
+    become Voilà) is gone; its log goes to this terminal and ``logs/scheduler.log``."""
+    env = {**os.environ, "SANDBOX_HOME": str(home)}
+    env.setdefault("SANDBOX_DASHBOARD_URL", dashboard_url)  # linked from notifications
+    env.pop("JUPYTER_TOKEN", None)
+    command = [sys.executable, "-m", "sandbox_kit", "--home", str(home), "scheduler"]
+    command += ["--parent-pid", str(os.getpid())]
+    print("Scheduler started (logs/scheduler.log); --no-scheduler to go without.", flush=True)
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
 
 def check_port(host: str, port: int) -> None:
@@ -80,12 +101,14 @@ def serve(
     examples: bool = True,
     cull_after: int = DEFAULT_CULL_AFTER_S,
     actor: str | None = None,
+    scheduler: bool = True,
 ) -> int:
-    """Prepare ``home`` and replace this process with the Voilà server.
+    """Prepare ``home``, start the scheduler and replace this process with the Voilà server.
 
     Args:
         cull_after: seconds within which a kernel whose page is gone is shut down (0: never).
         actor: who registers the sample models, in the audit trail (default: the OS user).
+        scheduler: start a scheduler process beside Voilà (issue 10).
     """
     try:
         cull = CullPlan(cull_after)
@@ -106,5 +129,7 @@ def serve(
     if cull.enabled:
         print(f"Kernels of closed pages are shut down within {cull.after_s} s.", flush=True)
     cmd = voila_command(notebook, host=host, port=port, cull=cull)
+    if scheduler:
+        start_scheduler(sandbox.home, dashboard_url=f"http://{host}:{port}/")
     os.execve(sys.executable, cmd, env)
     return 0  # pragma: no cover - execve does not return

@@ -378,7 +378,10 @@ class Supervisor:
         except TransientError as exc:
             self.oplog.error("job %s: gave up recording %s: %s", self.job_id, status, exc)
             return
-        kept = dispatch(lifecycle, self.spec["queue"], log=self.oplog, keep_one=self.chain).kept
+        # A supervisor asked to stop (SIGTERM) starts the next jobs as new processes rather
+        # than running one itself.
+        chain = self.chain and not self._stop_signalled
+        kept = dispatch(lifecycle, self.spec["queue"], log=self.oplog, keep_one=chain).kept
         if kept is not None:
             self.next_spec = {**kept.spec, "db_url": self.spec["db_url"]}
 

@@ -1,6 +1,7 @@
 """The sample models in models/examples, run as real subprocesses under the model env contract.
 
-Each model is one file that only needs numpy and scipy; here it runs as ``python model.py`` with a
+Each model is one file that needs numpy, highspy and (the SO) scipy and matpowercaseframes; here
+it runs as ``python model.py`` with a
 scrubbed environment (JOB_ID, MODEL_TYPE, CONFIG, SANDBOX_JOB_DIR, SANDBOX_RESULT_DIR, PATH,
 HOME and, for the RMO, DATA_SOURCE_DIR). Helper functions and data are imported from the files
 with ``importlib`` to check the answers (merit order, finite-difference prices, constraints).
@@ -9,6 +10,7 @@ with ``importlib`` to check the answers (merit order, finite-difference prices, 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -197,6 +199,25 @@ def test_dmo_log_has_highs_progress_and_metrics(dmo_run: Run) -> None:
 
     assert first("INFO: MILP:") < first("Running HiGHS") < first("Solving report")
     assert first("Solving report") < first("::metric solve_time") < first("INFO: MILP optimal")
+
+
+def test_dmo_reports_improving_solutions_from_highs_callbacks(dmo_run: Run) -> None:
+    """The MIP callback prints each improving solution; the last is the optimum."""
+    found = []
+    for line in dmo_run.lines("::metric mip_primal_bound="):
+        values = metric_lines(line)
+        assert {"mip_primal_bound", "mip_dual_bound", "mip_gap", "mip_nodes"} <= set(values)
+        assert values["mip_dual_bound"] <= values["mip_primal_bound"] + 1e-6
+        found.append(values["mip_primal_bound"])
+    assert found and found == sorted(found, reverse=True)  # each one improves
+    assert found[-1] == pytest.approx(dmo_run.result["objective"], rel=1e-9)
+
+
+@pytest.mark.parametrize("fleets", [0, 6, 1.5])
+def test_dmo_fleets_must_be_one_to_five(tmp_path: Path, fleets: float) -> None:
+    run = run_model("dmo", tmp_path, {"fleets": fleets})
+    assert run.returncode == 2
+    assert "CONFIG fleets must be a whole number from 1 to 5" in run.result["message"]
 
 
 def test_dmo_costs_add_up_from_the_tables(dmo_run: Run, dmo_answer: DmoAnswer) -> None:
@@ -462,6 +483,88 @@ CASE14_GENERATORS = [
 ]
 CASE14_LOAD = 259.0
 
+# MATPOWER's published rundcopf objectives ($/h), held to 1e-6 relative (issue 15).
+MATPOWER_PUBLISHED = {"case9": 5216.026607, "case14": 7642.591776}
+# More cases of the MATPOWER distribution: rundcopf of MATPOWER 8.1 (its default solver, MIPS).
+MATPOWER_8_1 = {
+    "case5": 17479.896925,
+    "case30": 565.205966,
+    "case30pwl": 5732.8,  # piecewise-linear costs
+    "case57": 41006.736942,
+    "case118": 125947.881418,
+    "case300": 706292.324244,  # phase shifters, shunts, out-of-service branches
+    "case1354pegase": 73059.67,  # more buses than the dense PTDF cross-check takes
+}
+
+# A case written for these tests: a tap, a phase shifter (-4 degrees), a shunt, parallel
+# branches, a branch and a generator out of service, an isolated bus (type 4) with a load and a
+# generator, a reference angle of 5 degrees, binding limits, and quadratic, linear and
+# piecewise-linear costs. MATPOWER 8.1's rundcopf gives 8815.7263605 $/h (its interior-point
+# solver stops at ~1e-9 relative), these LMPs and these branch shadow prices.
+TEST_CASE = """function mpc = sk_test6
+mpc.version = '2';
+mpc.baseMVA = 100;
+mpc.bus = [
+	1	3	0	0	0	0	1	1	5	230	1	1.1	0.9;
+	2	2	60	10	0	0	1	1	0	230	1	1.1	0.9;
+	3	1	120	20	10	0	1	1	0	230	1	1.1	0.9;
+	4	1	90	15	0	0	1	1	0	230	1	1.1	0.9;
+	5	2	30	0	0	0	1	1	0	230	1	1.1	0.9;
+	6	4	40	0	0	0	1	1	0	230	1	1.1	0.9;
+];
+mpc.gen = [
+	1	0	0	300	-300	1	100	1	250	20;
+	2	0	0	300	-300	1	100	1	150	0;
+	5	0	0	300	-300	1	100	1	120	10;
+	4	0	0	300	-300	1	100	0	100	0;
+	6	0	0	300	-300	1	100	1	50	0;
+];
+mpc.branch = [
+	1	2	0.01	0.06	0	200	200	200	0	0	1	-360	360;
+	1	3	0.02	0.10	0	80	80	80	0.97	0	1	-360	360;
+	2	3	0.01	0.08	0	0	0	0	0	0	1	-360	360;
+	2	4	0.01	0.09	0	60	60	60	1	-4	1	-360	360;
+	3	4	0.02	0.12	0	50	50	50	0	0	1	-360	360;
+	3	4	0.02	0.12	0	50	50	50	0	0	1	-360	360;
+	4	5	0.01	0.05	0	100	100	100	0	0	1	-360	360;
+	2	5	0.01	0.07	0	100	100	100	0	0	0	-360	360;
+	5	6	0.01	0.05	0	100	100	100	0	0	1	-360	360;
+];
+mpc.gencost = [
+	2	0	0	3	0.02	18	100	0	0	0;
+	1	0	0	3	0	0	50	1500	150	5000;
+	2	0	0	2	40	0	0	0	0	0;
+	2	0	0	3	0.01	10	0	0	0	0;
+	2	0	0	2	20	0	0	0	0	0;
+];
+"""
+TEST_CASE_OBJECTIVE = 8815.7263605205
+TEST_CASE_LMP = {1: 25.8328827407, 2: 30.0, 3: 38.0954956499, 4: 40.0, 5: 40.0}
+TEST_CASE_MU = {"1-3": 18.99945196, "2-4": 12.85675844}
+
+
+def so_run(tmp_path: Path, case: str, **config: Any) -> Run:
+    run = run_model("so", tmp_path, {"case": case, **config})
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def finite_difference_lmps(case: str, step: float = 0.01) -> np.ndarray:
+    """d cost / d Pd at each bus, by re-solving with one bus's load moved up and down."""
+    so = load_module("so")
+    net = so.load_network(case, 1.0, 1.0)
+    lmps = []
+    for k in range(net.nb):
+        costs = []
+        for sign in (1, -1):
+            pd = net.pd.copy()
+            pd[k] += sign * step
+            result = so.solve_angle(dataclasses.replace(net, pd=pd))
+            assert result.status == 0
+            costs.append(result.objective)
+        lmps.append((costs[0] - costs[1]) / (2 * step))
+    return np.array(lmps)
+
 
 def test_so_default_is_congested(tmp_path: Path) -> None:
     run = run_model("so", tmp_path)
@@ -473,6 +576,7 @@ def test_so_default_is_congested(tmp_path: Path) -> None:
     assert metrics["n_congested"] >= 1
     assert metrics["objective_angle"] == pytest.approx(metrics["objective_ptdf"], rel=1e-6)
     assert set(result["tables"]) == {"lmp", "flows", "dispatch"}
+    assert result["message"].startswith("optimal: case14_congested: ")
 
     lmp = {int(row["bus"]): float(row["lmp"]) for row in run.table("lmp")}
     assert sorted(lmp) == list(range(1, 15))
@@ -497,21 +601,110 @@ def test_so_default_is_congested(tmp_path: Path) -> None:
     assert any("objectives agree" in line for line in run.lines("INFO: "))
 
 
-@pytest.mark.parametrize(
-    ("load_scale", "line_limit_scale"),
-    [(1.0, 0.4), (1.0, 0.3), (1.0, 1e6), (1.5, 0.6), (0.7, 0.25)],
-)
-def test_so_angle_and_ptdf_formulations_agree(load_scale: float, line_limit_scale: float) -> None:
+@pytest.mark.parametrize(("case", "objective"), sorted(MATPOWER_PUBLISHED.items()))
+def test_so_reproduces_matpowers_published_rundcopf(
+    tmp_path: Path, case: str, objective: float
+) -> None:
+    run = so_run(tmp_path, case)
+    result = run.result
+    assert result["outcome"] == "optimal"
+    assert result["objective"] == pytest.approx(objective, rel=1e-6)
+    # LMPs are the balance duals: d cost / d Pd at every bus, as finite differences say.
+    lmp = np.array([float(row["lmp"]) for row in run.table("lmp")])
+    assert lmp == pytest.approx(finite_difference_lmps(case), abs=1e-4)
+    assert result["metrics"]["objective_ptdf"] == pytest.approx(objective, rel=1e-6)
+
+
+@pytest.mark.parametrize(("case", "objective"), sorted(MATPOWER_8_1.items()))
+def test_so_matches_matpower_on_more_standard_cases(case: str, objective: float) -> None:
     so = load_module("so")
-    net = so.network(load_scale, line_limit_scale)
+    result = so.solve_angle(so.load_network(case, 1.0, 1.0))
+    assert result.status == 0, result.message
+    assert result.objective == pytest.approx(objective, rel=1e-6)
+
+
+def test_so_full_dc_model_matches_matpower_on_a_case_file(tmp_path: Path) -> None:
+    """A .m file in DATA_SOURCE_DIR, with every feature of the DC model at once."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sk_test6.m").write_text(TEST_CASE, encoding="utf-8")
+    run = run_model("so", tmp_path, {"case": "sk_test6.m"}, data_source=data)
+    assert run.returncode == 0, run.stderr
+    assert not run.stderr.strip()  # the parser's warning about mixed cost models is not noise
+    result = run.result
+    assert result["objective"] == pytest.approx(TEST_CASE_OBJECTIVE, rel=1e-8)
+    lmp = {int(row["bus"]): float(row["lmp"]) for row in run.table("lmp")}
+    assert lmp == pytest.approx(TEST_CASE_LMP, abs=1e-5)  # bus 6 (isolated) is left out
+    flows = {row["branch"]: row for row in run.table("flows")}
+    assert set(flows) == {"1-2", "1-3", "2-3", "2-4", "3-4", "3-4#2", "4-5"}
+    assert flows["2-3"]["limit"] == ""  # RATE_A 0: unlimited
+    assert {b for b, row in flows.items() if row["congested"] == "1"} == set(TEST_CASE_MU)
+    for branch, mu in TEST_CASE_MU.items():
+        assert float(flows[branch]["shadow_price"]) == pytest.approx(mu, abs=1e-5)
+    dispatch = [(int(row["bus"]), float(row["mw"])) for row in run.table("dispatch")]
+    assert [bus for bus, _ in dispatch] == [1, 2, 5]  # out of service and isolated: none
+    assert sum(mw for _, mw in dispatch) == pytest.approx(60 + 120 + 10 + 90 + 30)  # with GS
+
+
+@pytest.mark.parametrize(
+    ("config", "data", "message"),
+    [
+        ({"case": "case9000"}, None, "unknown case 'case9000'; bundled cases include"),
+        ({"case": "x.m"}, None, "is a file name, but the run has no DATA_SOURCE_DIR"),
+        ({"case": "nope.m"}, "sk_test6.m", "no case file 'nope.m' in DATA_SOURCE_DIR"),
+        ({"case": "../sk_test6.m"}, "sk_test6.m", "points outside DATA_SOURCE_DIR"),
+        ({"case": "a/../../b"}, None, "is neither a case name nor a .m file name"),
+        ({"case": "cubic.m"}, "cubic.m", "polynomial cost of degree 3"),
+        ({"case": "case_RTS_GMLC"}, None, "has DC lines (mpc.dcline): not supported"),
+        ({"case": 9}, None, "CONFIG case must be a case name"),
+        ({"line_limit_scale": 0}, None, "CONFIG line_limit_scale must be positive"),
+    ],
+)
+def test_so_refuses_what_it_cannot_use(
+    tmp_path: Path, config: dict[str, Any], data: str | None, message: str
+) -> None:
+    source = None
+    if data is not None:
+        source = tmp_path / "data"
+        source.mkdir()
+        text = TEST_CASE
+        if data == "cubic.m":  # the first generator's cost becomes a cubic polynomial
+            text = text.replace("2\t0\t0\t3\t0.02\t18\t100\t0", "2\t0\t0\t4\t0.001\t0.02\t18\t100")
+        (source / data).write_text(text, encoding="utf-8")
+    run = run_model("so", tmp_path, config, data_source=source)
+    assert run.returncode == 2, run.stderr
+    assert run.result["outcome"] == "error"
+    assert message in run.result["message"]
+    assert run.lines("ERROR: ")
+
+
+@pytest.mark.parametrize(
+    ("case", "load_scale", "line_limit_scale"),
+    [
+        ("case14_congested", 1.0, 1.0),
+        ("case14_congested", 1.0, 0.75),
+        ("case14_congested", 1.0, 1e6),
+        ("case14_congested", 1.5, 1.5),
+        ("case14_congested", 0.7, 0.625),
+        ("case9", 1.0, 0.5),  # quadratic costs, congested
+        ("case57", 1.0, 1.0),  # (case30pwl's equal generators make its dispatch non-unique)
+        ("case118", 1.0, 0.6),
+    ],
+)
+def test_so_angle_and_ptdf_formulations_agree(
+    case: str, load_scale: float, line_limit_scale: float
+) -> None:
+    so = load_module("so")
+    net = so.load_network(case, load_scale, line_limit_scale)
     angle, ptdf = so.solve_angle(net), so.solve_ptdf(net)
     assert angle.status == ptdf.status == 0
     assert ptdf.objective == pytest.approx(angle.objective, rel=1e-6)
-    assert ptdf.lmp == pytest.approx(angle.lmp, abs=1e-6)  # lambda - PTDF^T mu = bus duals
-    assert ptdf.mu == pytest.approx(angle.mu, abs=1e-6)
-    assert ptdf.flow == pytest.approx(angle.flow, abs=1e-6)
-    # the PTDF flows are the DC power flow of the injections
-    assert net.ptdf() @ (net.gen_map() @ ptdf.pg - net.pd) == pytest.approx(ptdf.flow, abs=1e-6)
+    assert ptdf.lmp == pytest.approx(angle.lmp, abs=1e-5)  # lambda - PTDF^T mu = bus duals
+    assert ptdf.mu == pytest.approx(angle.mu, abs=1e-5)
+    assert ptdf.flow == pytest.approx(angle.flow, abs=1e-5)
+    # the PTDF flows are the DC power flow of the injections (phase shifters included)
+    injection = net.gen_map() @ ptdf.pg - net.pd - net.gs - net.pbusinj()
+    assert net.ptdf() @ injection + net.pfinj() == pytest.approx(ptdf.flow, abs=1e-5)
 
 
 def test_so_uncongested_is_one_price_and_the_merit_order(tmp_path: Path) -> None:
@@ -546,7 +739,7 @@ def test_so_load_above_capacity_is_infeasible(tmp_path: Path) -> None:
 
 
 def test_so_limits_too_tight_is_infeasible(tmp_path: Path) -> None:
-    run = run_model("so", tmp_path, {"line_limit_scale": 0.1})
+    run = run_model("so", tmp_path, {"line_limit_scale": 0.25})
     assert run.returncode == 0, run.stderr
     assert run.result["outcome"] == "infeasible"
     assert "branch limits" in run.result["message"]

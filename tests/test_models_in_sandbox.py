@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,55 @@ def test_dmo_metric_points_come_from_highs_and_from_metric_lines(lite: Sandbox) 
     assert {p.seq for p in job.metric_points(since=last_highs)} == {
         p.seq for p in from_lines if p.seq > last_highs
     }
+
+
+# -- best so far (issue 15) --------------------------------------------------------------------
+
+# Seven days of two copies of the fleet: HiGHS finds good commitments within seconds and needs
+# minutes to prove one optimal, so a stop always comes with an incumbent to keep.
+LONG_DMO = {"days": 7, "fleets": 2}
+
+
+def assert_best_so_far(job: Job, info: JobInfo, outcome: str) -> None:
+    """The stopped DMO kept its incumbent: outcome, cost, gap, tables, and the summary."""
+    assert info.outcome == outcome, (info.reason, texts(job)[-10:])
+    assert info.objective is not None and info.objective > 0
+    gap = info.metrics["mip_gap"]
+    assert 0 <= gap < 1
+    assert info.metrics["total_cost"] == info.objective
+    assert info.best_found == f"best found ${info.objective:,.2f}, gap {100 * gap:.2f} %"
+    result = job.result()
+    assert result is not None and set(result["tables"]) == {"commitment", "dispatch"}
+    tables = job.tables()
+    with tables["commitment"].open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 7 * 24 and len(rows[0]) == 1 + 20  # hour + two fleets of 10 units
+    # The saved dispatch serves the load: the incumbent is a real commitment.
+    with tables["dispatch"].open(newline="", encoding="utf-8") as fh:
+        served = [
+            sum(float(v) for k, v in row.items() if k != "hour") for row in csv.DictReader(fh)
+        ]
+    assert min(served) > 0
+    assert any(t.startswith(f"WARNING: {outcome}: stopped by ") for t in texts(job))
+
+
+@pytest.mark.slow
+def test_dmo_timeout_keeps_the_best_commitment(lite: Sandbox) -> None:
+    job = lite.run(lite.upload(EXAMPLES / "dmo.py", "DMO").id, config=LONG_DMO, timeout=5)
+    info = job.wait(timeout=WAIT_S)
+    assert info.status is JobStatus.TIMEOUT
+    assert_best_so_far(job, info, "time_limit")
+
+
+@pytest.mark.slow
+def test_dmo_cancel_keeps_the_best_commitment(lite: Sandbox) -> None:
+    job = lite.run(lite.upload(EXAMPLES / "dmo.py", "DMO").id, config=LONG_DMO)
+    deadline = time.monotonic() + WAIT_S
+    # Cancel once HiGHS has reported an incumbent through its improving-solution callback.
+    while not any(t.startswith("::metric mip_primal_bound=") for t in texts(job)):
+        assert time.monotonic() < deadline and not job.refresh().status.terminal
+        time.sleep(0.1)
+    lite.cancel(job.id)
+    info = job.wait(timeout=WAIT_S)
+    assert info.status is JobStatus.CANCELLED
+    assert_best_so_far(job, info, "interrupted")

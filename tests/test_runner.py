@@ -16,6 +16,7 @@ import pytest
 
 from sandbox_kit import Job, JobStatus, Limits, RunError, Sandbox, Settings, ValidationError
 from sandbox_kit.db import JobRow
+from sandbox_kit.supervisor import THREAD_VARIABLES
 from tests.conftest import job_processes, script
 
 
@@ -127,6 +128,8 @@ def test_environment_is_exactly_the_contract(home: Path, settings: Settings) -> 
         "PYTHONDONTWRITEBYTECODE",
         "LC_CTYPE",
         "PWD",  # set by bubblewrap's --chdir: the job folder again
+        # The thread caps, set to the CPU slots the job got (issue 15).
+        *THREAD_VARIABLES,
     }
     contract = {
         "JOB_ID",

@@ -77,3 +77,20 @@ def _wait_for_heartbeat(sb: Sandbox, job_id: str) -> object:
         assert time.monotonic() < deadline, "the supervisor never beat"
         time.sleep(0.05)
     return beat
+
+
+def test_a_finishing_supervisor_runs_the_next_queued_job_itself(
+    home: Path, settings: Settings
+) -> None:
+    # One slot, three jobs: the first supervisor claims each next job as its model ends and
+    # runs it in the same process (no new process start per job), each with its own record.
+    sb = Sandbox(home=home, settings=replace(settings, max_running=1))
+    model = upload(sb, "slow_lines.py")
+    jobs = [sb.run(model, config={"lines": 2, "every": 0.2}) for _ in range(3)]
+    infos = [job.wait(timeout=60) for job in jobs]
+    assert [i.status for i in infos] == [JobStatus.SUCCESS] * 3
+    assert [len(job.logs()) for job in jobs] == [2, 2, 2]
+    pids = {_row(sb, job.id).supervisor_pid for job in jobs}
+    assert len(pids) == 1 and None not in pids
+    assert infos[0].finished_at and infos[1].started_at
+    assert infos[0].finished_at <= infos[1].started_at  # one at a time: the limit held

@@ -62,6 +62,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,11 @@ def read_case(path: Path) -> dict[str, Any]:
     from matpowercaseframes import CaseFrames
 
     try:
-        frames = CaseFrames(str(path))
+        with warnings.catch_warnings():
+            # Not the user's to act on: "Mixed cost models detected in gencost" (costs() reads
+            # each row by its own model) and pandas deprecations inside the parser.
+            warnings.simplefilter("ignore")
+            frames = CaseFrames(str(path))
     except Exception as exc:  # the parser raises plain exceptions for files it cannot read
         raise ConfigError(f"cannot parse {path.name}: {type(exc).__name__}: {exc}") from exc
     found = set(frames.attributes)

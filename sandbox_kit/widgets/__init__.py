@@ -13,6 +13,7 @@ from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
 from sandbox_kit.widgets.results import ResultsView
+from sandbox_kit.widgets.sweeps_view import SweepsView
 from sandbox_kit.widgets.upload import UploadCard
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "LogPanel",
     "ModelsView",
     "ResultsView",
+    "SweepsView",
     "UploadCard",
     "dashboard",
 ]

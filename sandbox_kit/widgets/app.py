@@ -23,6 +23,7 @@ from sandbox_kit.widgets.presence import Presence
 from sandbox_kit.widgets.pump import View, close_tree
 from sandbox_kit.widgets.results import ResultsView
 from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS, gapped
+from sandbox_kit.widgets.sweeps_view import SweepsView
 from sandbox_kit.widgets.upload import UploadCard
 
 if TYPE_CHECKING:
@@ -52,11 +53,16 @@ class Dashboard(View):
         self.models = ModelsView(sandbox, on_change=self._changed, start=start)
         self.audit = AuditView(sandbox, start=start)
         self.results = ResultsView(sandbox, start=start)
-        self.upload = UploadCard(sandbox, on_uploaded=lambda _: self._changed())
+        self.sweeps = SweepsView(sandbox, start=start)
+        self.upload = UploadCard(
+            sandbox,
+            on_uploaded=lambda _: self._changed(),
+            on_data_added=lambda _: self._changed(),
+        )
         models_tab = W.VBox([self.models, self.audit])
         models_tab.add_class("sk-gap-lg")
-        self.tabs = W.Tab(children=[self.jobs, models_tab, self.results])
-        for i, title in enumerate(("Jobs", "Models", "Results")):
+        self.tabs = W.Tab(children=[self.jobs, models_tab, self.results, self.sweeps])
+        for i, title in enumerate(("Jobs", "Models", "Results", "Sweeps")):
             self.tabs.set_title(i, title)
         self.tabs.add_class("sk-tabs")
         header = W.HTML(
@@ -83,10 +89,12 @@ class Dashboard(View):
         self.control.pump.run_once()
         self.jobs.pump.run_once()
         self.audit.pump.run_once()
+        self.sweeps.pump.run_once()  # its data source list
 
     def close(self) -> None:
         """Stop every pump and close the widgets."""
-        for view in (self.logs, self.control, self.jobs, self.models, self.audit, self.results):
+        views = (self.logs, self.control, self.jobs, self.models, self.audit, self.results)
+        for view in (*views, self.sweeps):
             view.close()
         if self.presence is not None:
             pump.pause_while_unseen(None)

@@ -11,9 +11,10 @@ import ipywidgets as W
 from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.humanize import duration, when
 from sandbox_kit.jobs import Job
-from sandbox_kit.records import JobInfo, ModelType, parse_config
-from sandbox_kit.widgets.pump import Pump, View
+from sandbox_kit.records import DataSet, JobInfo, ModelType, parse_config
+from sandbox_kit.widgets.pump import Pump, View, keep_value
 from sandbox_kit.widgets.style import (
+    cached_html,
     card,
     gapped,
     message_html,
@@ -67,6 +68,28 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         )
         self.cancel.add_class(f"sk-cancel-{model_type.value}")
         self.message = W.HTML()
+        # The data source and the result cache (issue 11), on a line of their own under the
+        # config box, so the first line keeps its columns.
+        self.data_source = W.Dropdown(
+            options=[("No data source", "")],
+            value="",
+            description="Data",
+            layout=W.Layout(width="250px"),
+        )
+        self.data_source.style.description_width = "40px"
+        self.data_source.add_class(f"sk-source-{model_type.value}")
+        self.use_cache = W.Checkbox(
+            value=panel.sandbox.settings.cache_for(model_type.value),
+            description="Use cache",
+            tooltip="Reuse the result of an identical earlier run",
+            indent=False,
+            layout=W.Layout(width="110px"),
+        )
+        self.use_cache.add_class(f"sk-cache-{model_type.value}")
+        extra = gapped(
+            W.HBox([self.data_source, self.use_cache], layout=W.Layout(align_items="center"))
+        )
+        extra.add_class("sk-row-extra")
         self.run.on_click(lambda _: panel.run(model_type))
         self.cancel.on_click(lambda _: panel.cancel(model_type))
         line = gapped(
@@ -75,7 +98,7 @@ class TypeRow(W.VBox):  # type: ignore[misc]
                 layout=W.Layout(align_items="center"),
             )
         )
-        super().__init__([line, self.message])
+        super().__init__([line, extra, self.message])
         self.add_class("sk-row")
 
     def show(self, active_label: str | None, latest: JobInfo | None) -> None:
@@ -95,7 +118,8 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         else:
             last = (
                 f"{when(latest.started_at or latest.created_at)}"
-                f'<div class="sk-muted">took {duration(latest.duration_s)}</div>'
+                f'<div class="sk-muted">took {duration(latest.duration_s)}'
+                f"{cached_html(latest.cached_from)}</div>"
             )
         set_if_changed(self.last, "value", last)
         live = latest is not None and not latest.status.terminal
@@ -136,7 +160,9 @@ class ControlPanel(View):
     def refresh(self) -> None:
         """Read active models and latest jobs and update every row."""
         active = {m.model_type: m.label for m in self.sandbox.models(status="active")}
+        sources = source_options(self.sandbox.data_sets())
         for kind, row in self.rows.items():
+            keep_value(row.data_source, sources)
             latest = self.sandbox.jobs(model_type=kind, limit=1)
             row.show(active.get(kind), latest[0] if latest else None)
 
@@ -145,7 +171,12 @@ class ControlPanel(View):
         row = self.rows[model_type]
         try:
             config = parse_config(row.config.value)
-            job = self.sandbox.run(model_type, config=config)
+            job = self.sandbox.run(
+                model_type,
+                config=config,
+                data_source_id=row.data_source.value or None,
+                cache=row.use_cache.value,
+            )
         except SandboxKitError as exc:
             row.message.value = message_html("error", f"{model_type.value}: {exc}")
             return None
@@ -168,3 +199,22 @@ class ControlPanel(View):
             return
         row.cancelling = latest.id
         self.pump.run_once()
+
+
+_MAX_SOURCES = 60
+
+
+def source_options(data_sets: list[DataSet]) -> list[tuple[str, str]]:
+    """The data sources a run can pick: none, another type's latest result, each data set's
+    newest version and its older versions (newest first), at most ``_MAX_SOURCES``."""
+    options = [("No data source", "")]
+    options += [(f"Latest {t.value} result", f"latest:{t.value}") for t in ModelType]
+    named: set[str] = set()
+    for data_set in data_sets:  # by name, newest version first
+        if data_set.name not in named:
+            named.add(data_set.name)
+            options.append(
+                (f"{data_set.name} (newest, now v{data_set.version})", f"data:{data_set.name}")
+            )
+        options.append((f"{data_set.name} v{data_set.version}", data_set.source))
+    return options[:_MAX_SOURCES]

@@ -13,6 +13,7 @@ from sandbox_kit.humanize import duration, when
 from sandbox_kit.records import JobInfo, JobStatus, ModelType
 from sandbox_kit.widgets.pump import Pump, View, keep_value
 from sandbox_kit.widgets.style import (
+    cached_html,
     card,
     gapped,
     message_html,
@@ -67,17 +68,21 @@ class JobRow(W.HBox):  # type: ignore[misc]
             set_if_changed(self.layout, "display", "none")
             return
         exit_text = info.reason or ("exit 0" if info.exit_code == 0 else "")
+        if info.cached_from:
+            exit_text = f"cached from {info.cached_from}"
         if info.outcome:
             exit_text += f" · {info.outcome}"
+        # Why a run that asked for the cache ran anyway (issue 11), on hover.
+        why = f"re-ran: {info.cache_miss_reason}" if info.cache_miss_reason else exit_text
         values = [
             f'<span class="sk-mono">{html.escape(info.id)}</span>',
             f"{html.escape(info.model_name)} v{info.model_version}",
-            status_html(info.status.value),
+            status_html(info.status.value) + cached_html(info.cached_from),
             when(info.started_at),
             duration(info.duration_s),
             html.escape(info.started_by or ""),
             html.escape(info.isolation or ""),
-            html.escape(exit_text),
+            f'<span title="{html.escape(why)}">{html.escape(exit_text)}</span>',
         ]
         set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))
         set_if_changed(self.cancel, "disabled", info.status.terminal)
@@ -172,7 +177,9 @@ class JobsView(View):
 
         def again() -> None:
             job = self.sandbox.run(
-                info.model_id or 0, config=info.config, data_source_id=info.data_source_id
+                info.model_id or 0,
+                config=info.config,
+                data_source_id=info.data_source or info.data_source_id,
             )
             if self.on_open_log is not None:
                 self.on_open_log(job.id)

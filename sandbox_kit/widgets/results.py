@@ -32,7 +32,14 @@ from sandbox_kit.records import JobInfo, JobStatus, LogLine
 from sandbox_kit.results import RESULT_FILE
 from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
 from sandbox_kit.widgets.pump import Pump, View, keep_value
-from sandbox_kit.widgets.style import card, gapped, message_html, set_if_changed, status_html
+from sandbox_kit.widgets.style import (
+    cached_html,
+    card,
+    gapped,
+    message_html,
+    set_if_changed,
+    status_html,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -362,7 +369,8 @@ def _summary_html(info: JobInfo, job: Job, max_metrics: int) -> str:
         else f"<span class='sk-objective'>objective <b>{_num(info.objective)}</b></span> "
     )
     return (
-        f"<div class='sk-result-head'>{status_html(info.status.value)} {badge} "
+        f"<div class='sk-result-head'>{status_html(info.status.value)}"
+        f"{cached_html(info.cached_from)} {badge} "
         + objective
         + f"<span class='sk-muted'>{when(info.started_at)} · {duration(info.duration_s)}</span>"
         f"</div><div class='sk-muted'>{message}</div>"

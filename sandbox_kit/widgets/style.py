@@ -92,6 +92,14 @@ CSS = """
 .sk-active-mark { color: #e0a800; font-size: 15px; }
 .sk-source { max-height: 420px; overflow: auto; border: 1px solid #e4e7eb; border-radius: 6px; }
 .sk-source pre { margin: 0; padding: 8px 10px; font-size: 12px; line-height: 1.45; }
+.sk-cached { display: inline-block; background: #ede9fe; color: #5b21b6; font-size: 11px;
+  font-weight: 700; border-radius: 999px; padding: 1px 8px; margin-left: 4px;
+  vertical-align: middle; }
+.sk-row-extra { padding-left: 564px; }
+.sk-row-extra .widget-dropdown > select { font-size: 12px; }
+.sk-sweep-table { max-height: 360px; overflow: auto; border: 1px solid #e4e7eb;
+  border-radius: 6px; }
+.sk-sweep-table td, .sk-sweep-table th { white-space: nowrap; }
 .sk-app .widget-button.mod-primary { background: #2563eb; }
 .sk-app .widget-button.mod-danger { background: #d64545; }
 .sk-app .widget-tab > .p-TabBar .p-TabBar-tab, .sk-app .lm-TabBar-tab { font-size: 13px; }
@@ -135,6 +143,14 @@ def status_html(status: str, text: str | None = None) -> str:
         f'<span class="sk-status sk-st-{html.escape(status)}" title="{label}">'
         f'<span class="sk-icon">{icon}</span>{label}</span>'
     )
+
+
+def cached_html(cached_from: str | None) -> str:
+    """A "cached" badge for a job that reused another job's result (issue 11), else ``""``."""
+    if not cached_from:
+        return ""
+    title = html.escape(f"result of job {cached_from}")
+    return f'<span class="sk-cached" title="{title}">cached</span>'
 
 
 def message_html(kind: str, text: str) -> str:

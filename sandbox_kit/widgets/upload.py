@@ -1,7 +1,9 @@
-"""The upload card: pick or drop a ``.py`` file, choose its type, upload it."""
+"""The upload card: pick a ``.py`` model file, choose its type, upload it; or, switched to
+"Data set", store any file or a zip as the next version of a data set (issue 11)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +11,7 @@ import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError, ValidationError
 from sandbox_kit.humanize import size
-from sandbox_kit.records import Model, ModelType
+from sandbox_kit.records import DataSet, Model, ModelType
 from sandbox_kit.validation import check_size
 from sandbox_kit.widgets.style import card, gapped, message_html
 
@@ -28,10 +30,21 @@ class UploadCard(W.VBox):  # type: ignore[misc]
     """
 
     def __init__(
-        self, sandbox: Sandbox, *, on_uploaded: Callable[[Model], None] | None = None
+        self,
+        sandbox: Sandbox,
+        *,
+        on_uploaded: Callable[[Model], None] | None = None,
+        on_data_added: Callable[[DataSet], None] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.on_uploaded = on_uploaded
+        self.on_data_added = on_data_added
+        self.kind = W.ToggleButtons(
+            options=[("Model", "model"), ("Data set", "data")],
+            value="model",
+            style={"button_width": "100px"},
+        )
+        self.kind.add_class("sk-upload-kind")
         self.chooser = W.FileUpload(
             accept=".py", multiple=False, description="Choose .py file", icon="file-code"
         )
@@ -57,9 +70,11 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             widget.style.description_width = "80px"
             widget.layout.width = "100%"
         self.chooser.observe(self._on_choose, names="value")
+        self.kind.observe(lambda _: self._on_kind(), names="value")
         self.button.on_click(lambda _: self.upload())
         body = card(
             "Upload a model",
+            self.kind,
             gapped(W.HBox([self.chooser, self.chosen], layout=W.Layout(align_items="center"))),
             self.model_type,
             self.name,
@@ -69,6 +84,7 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             self.message,
             css="sk-upload",
         )
+        self.title = body.children[0]
         super().__init__([body])
 
     def _file(self) -> Any | None:
@@ -79,7 +95,9 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         chosen = self._file()
         if chosen is None:  # our own reset after an upload fires this too
             return
-        limit = self.sandbox.settings.max_upload_bytes
+        data = self.kind.value == "data"
+        settings = self.sandbox.settings
+        limit = settings.data_max_bytes if data else settings.max_upload_bytes
         self.chosen.value = (
             f"<b>{_escape(chosen.name)}</b> <span class='sk-muted'>({size(chosen.size)})</span>"
         )
@@ -92,12 +110,34 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         self.message.value = ""
         self.button.disabled = False
 
-    def upload(self) -> Model | None:
-        """Upload the chosen file (what the Upload button does); returns the model or None."""
+    def _on_kind(self) -> None:
+        data = self.kind.value == "data"
+        self.chooser.accept = "" if data else ".py"
+        self.chooser.description = "Choose a file" if data else "Choose .py file"
+        self.title.value = self.title.value.replace(
+            *(
+                ("Upload a model", "Add a data set")
+                if data
+                else ("Add a data set", "Upload a model")
+            )
+        )
+        for widget in (self.model_type, self.activate):
+            widget.layout.display = "none" if data else ""
+        self.name.placeholder = "default: the file name" + (", e.g. load_forecast" if data else "")
+        self.message.value = ""
+        if self._file() is not None:
+            self._on_choose({})  # the limits differ
+
+    def upload(self) -> Model | DataSet | None:
+        """Upload the chosen file (what the Upload button does); returns the model (or, in
+        data set mode, the data set) or None."""
         chosen = self._file()
         if chosen is None:
-            self.message.value = message_html("error", "Choose a .py file first.")
+            what = "a file" if self.kind.value == "data" else "a .py file"
+            self.message.value = message_html("error", f"Choose {what} first.")
             return None
+        if self.kind.value == "data":
+            return self._add_data(chosen)
         self.button.disabled = True
         self.button.description = "Uploading…"
         self.button.icon = "spinner"
@@ -132,6 +172,40 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             self.on_uploaded(model)
         return model
 
+    def _add_data(self, chosen: Any) -> DataSet | None:
+        self.button.disabled = True
+        self.button.description = "Storing…"
+        self.button.icon = "spinner"
+        name = self.name.value.strip() or data_name(chosen.name)
+        try:
+            known = {d.id for d in self.sandbox.data_sets(name)}
+            data_set = self.sandbox.add_data(
+                bytes(chosen.content),
+                name=name,
+                filename=chosen.name,
+                description=self.description.value,
+            )
+        except SandboxKitError as exc:
+            self.message.value = message_html("error", str(exc))
+            self.button.disabled = False
+            return None
+        finally:
+            self.button.description = "Upload"
+            self.button.icon = "upload"
+        what = (
+            f"data set {data_set.label} ({data_set.files} file(s), {size(data_set.size)}); "
+            f"run with {data_set.source}"
+        )
+        if data_set.id in known:
+            text = f"Already stored: {what}. No new version was made."
+        else:
+            text = f"Stored {what}."
+        self.message.value = message_html("ok", text)
+        self._reset()
+        if self.on_data_added is not None:
+            self.on_data_added(data_set)
+        return data_set
+
     def _reset(self) -> None:
         # Drop the bytes from the kernel and the browser model, and reset the chooser's counter.
         self.chooser.value = ()
@@ -145,3 +219,11 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def data_name(filename: str) -> str:
+    """A data set name from a file's name: its stem, with characters a name may not hold
+    replaced by ``_`` (``Load Forecast (July).csv`` -> ``Load_Forecast__July_``)."""
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("._-")[:100]
+    return name or "data"
