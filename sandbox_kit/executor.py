@@ -25,6 +25,8 @@ from sandbox_kit.lifecycle import Claimed, Lifecycle
 #: What a supervisor process inherits: enough to run Python, none of the caller's secrets
 #: (issue 8). Everything else reaches it in the spec, on its stdin.
 _SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+_started: set[int] = set()  # supervisors this process started that have not ended
+_started_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +100,26 @@ def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:
     proc.stdin.write(json.dumps(spec).encode())
     proc.stdin.close()
     # Reap it when it ends, so a long-lived kernel does not collect zombies.
-    threading.Thread(target=proc.wait, name=f"reap-{job.job_id}", daemon=True).start()
+    with _started_lock:
+        _started.add(proc.pid)
+    threading.Thread(target=_reap, args=(proc,), name=f"reap-{job.job_id}", daemon=True).start()
     retry(
         lambda: lifecycle.spawned(job.job_id, pid=proc.pid, pid_started=create_time(proc.pid)),
         give_up_after_s=30.0,
     )
+
+
+def started_supervisors() -> set[int]:
+    """The pids of the supervisors this process started that are still running: a
+    supervisor that dispatches must not take them for its own job's processes."""
+    with _started_lock:
+        return set(_started)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    proc.wait()
+    with _started_lock:
+        _started.discard(proc.pid)
 
 
 def create_time(pid: int) -> float | None:

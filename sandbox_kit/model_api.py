@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 __all__ = [
     "METRIC_PREFIX",
     "OUTCOMES",
+    "STOP_EXIT_STATUS",
     "STOP_FILE",
     "SupportsToCsv",
     "metric",
@@ -76,7 +77,8 @@ _RESULT_LOCK = threading.Lock()
 _STOP_CALLBACKS: list[Callable[[str], object]] = []
 _STOP_SETUP = threading.Lock()  # on_stop() calls
 _STOP_RUN = threading.Lock()  # held by the one thread that runs the callbacks
-_stop_watcher = False  # a thread wakes on SIGTERM even while the main thread is in C code
+# Set when a watcher thread wakes on SIGTERM (even while the main thread is in C code).
+_STOP_WATCHER = threading.Event()
 
 
 class SupportsToCsv(Protocol):
@@ -250,13 +252,13 @@ def on_stop(callback: Callable[[str], object]) -> Callable[[str], object]:
         ValueError: the first call is not made from the main thread (Python installs signal
             handlers there only).
     """
-    global _stop_watcher
     if not callable(callback):
         raise TypeError(f"on_stop() needs a callable, not {type(callback).__name__}")
     with _STOP_SETUP:
         if not _STOP_CALLBACKS:
             signal.signal(signal.SIGTERM, _on_sigterm)
-            _stop_watcher = _start_watcher()
+            if _start_watcher():
+                _STOP_WATCHER.set()
         _STOP_CALLBACKS.append(callback)
     return callback
 
@@ -291,9 +293,7 @@ def _start_watcher() -> bool:
         os.close(read_fd)
         os.close(write_fd)
         return False
-    thread = threading.Thread(
-        target=_watch, args=(read_fd,), name="sandbox-on-stop", daemon=True
-    )
+    thread = threading.Thread(target=_watch, args=(read_fd,), name="sandbox-on-stop", daemon=True)
     thread.start()
     return True
 
@@ -313,7 +313,7 @@ def _watch(read_fd: int) -> None:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    if _stop_watcher:
+    if _STOP_WATCHER.is_set():
         return  # the watcher thread runs the callbacks; blocking here could deadlock them
     _run_stop_callbacks()
 

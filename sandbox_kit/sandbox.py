@@ -49,7 +49,7 @@ class Sandbox:
     """A model registry and job runner rooted at a home folder.
 
     Args:
-        home: folder holding ``models/``, ``logs/``, ``jobs/`` and the SQLite database
+        home: folder holding ``models/``, ``logs/``, ``jobs/``, ``data/`` and the SQLite database
             (default: ``$SANDBOX_HOME``, else the current directory).
         db_url: any SQLAlchemy URL (default: ``$SANDBOX_DB_URL``, else SQLite in ``home``).
         settings: operator settings (default: from ``SANDBOX_*`` environment variables).
@@ -122,6 +122,9 @@ class Sandbox:
         filename: str | None = None,
     ) -> Model:
         """Validate a model file and store it as the next version of its name and type.
+
+        A header line ``# sandbox: threads=4, tokens=gurobi`` is read and kept on the version
+        (``Model.threads``, ``Model.tokens``): the CPU slots and licence tokens its runs take.
 
         Args:
             path_or_bytes: a path to a ``.py`` file, or its content as bytes.

@@ -301,12 +301,12 @@ class Supervisor:
         else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
-        for child in me.children(recursive=True):
+        for child in _tree(me):
             if child.pid not in spared:
                 with contextlib.suppress(psutil.Error):
                     child.send_signal(sig)
         _reap_adopted(self.proc.pid)
-        return _living(me.children(recursive=True))
+        return _living(_tree(me))
 
     def _verdict(self, rc: int) -> tuple[str, str | None]:
         if self.stop_cause == "cancel":
@@ -559,6 +559,25 @@ def _become_subreaper() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _tree(me: Any) -> list[Any]:
+    """This job's processes: every descendant except the supervisors this process started
+    for other jobs (``executor.start_supervisor`` after a chained dispatch) and their trees.
+
+    Without the exception, a supervisor whose dispatch claimed two jobs (two slots freed at
+    once) killed the one it started for the second job when its own job ended: that job was
+    later marked ``lost`` (seen in 100-scenario sweeps, issue 11).
+    """
+    import psutil
+
+    from sandbox_kit.executor import started_supervisors
+
+    others: set[int] = set()
+    for pid in started_supervisors():
+        with contextlib.suppress(psutil.Error):
+            others |= {pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))}
+    return [p for p in me.children(recursive=True) if p.pid not in others]
 
 
 def _reap_adopted(model_pid: int) -> None:

@@ -30,6 +30,8 @@ JSON_KEYS = {
     "size",
     "created_at",
     "created_by",
+    "threads",  # its header's declarations (issue 15)
+    "tokens",
 }
 # The CLI must not pick up a database from the environment running the tests.
 NO_DB = {"SANDBOX_DB_URL": ""}

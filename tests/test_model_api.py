@@ -153,6 +153,15 @@ def test_a_timeout_keeps_its_status_and_the_best_result(lite: Sandbox, home: Pat
     assert "best found $1,234.50, gap 12.50 %" in listed.stdout
     status = cli("status", job.id, "--json", home=home)
     assert json.loads(status.stdout)["best_found"] == info.best_found
+    # And the Results tab, in its summary and in the run list.
+    from sandbox_kit.widgets.results import ResultsView
+
+    view = ResultsView(lite, start=False)
+    assert view.job.value == job.id
+    assert "best found $1,234.50, gap 12.50 %" in view.summary.value
+    assert "time_limit" in view.summary.value
+    assert any("best found $1,234.50" in label for label, _ in view.job.options)
+    view.close()
 
 
 def test_a_cancel_keeps_its_status_and_the_best_result(lite: Sandbox) -> None:

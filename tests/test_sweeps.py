@@ -169,3 +169,40 @@ def test_a_3x2_sweep_of_the_real_dmo_matches_single_runs(home: Path) -> None:
         assert len({r["objective"] for r in shown["rows"]}) == 6  # the grid changes the answer
     finally:
         sb.close()
+
+
+def test_a_dispatching_process_never_takes_the_supervisors_it_started_for_its_own(
+    lite: Sandbox,
+) -> None:
+    # A supervisor kills its job's whole tree; the supervisors it started for other jobs (a
+    # chained dispatch that claimed two) are its children too, and must be spared: killing
+    # them left jobs "lost" in 100-scenario sweeps.
+    import subprocess
+
+    import psutil
+
+    from sandbox_kit.executor import started_supervisors
+    from sandbox_kit.supervisor import _tree
+
+    job = lite.run(lite.upload(script("hang.py"), "DMO").id)
+    deadline = time.monotonic() + 30
+    while not job.logs():  # "hanging": the model runs, under its supervisor
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ours = subprocess.Popen(["sleep", "30"])
+    try:
+        started = started_supervisors()
+        assert started, "this process started the job's supervisor"
+        tree = {p.pid for p in _tree(psutil.Process())}
+        assert ours.pid in tree
+        others = {
+            pid
+            for root in started
+            for pid in [root, *(c.pid for c in psutil.Process(root).children(recursive=True))]
+        }
+        assert len(others) > 1 and not tree & others
+    finally:
+        ours.kill()
+        ours.wait()
+        job.cancel()
+        assert job.wait(timeout=30).status.value == "cancelled"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import tornado.web
 from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
 
 from sandbox_kit.server.context import SETTINGS_KEY, ApiContext, SandboxApi
 
@@ -34,13 +36,33 @@ class SandboxVoila(Voila):  # type: ignore[misc]
         """The API's handlers first: Voilà's last route takes every path."""
         from sandbox_kit.server.routes import handlers
 
-        return [*handlers(self.server_url or self.base_url), *super().init_handlers()]
+        voila = [
+            (route[0], _PageHandler, *route[2:]) if route[1] is TornadoVoilaHandler else route
+            for route in super().init_handlers()
+        ]
+        return [*handlers(self.server_url or self.base_url), *voila]
 
     def stop(self) -> None:
         """Stop the API's threads, then Voilà."""
         if self._api is not None:
             self._api.close()
         super().stop()
+
+
+class _PageHandler(TornadoVoilaHandler):  # type: ignore[misc]
+    """Voilà's page, which also sets the ``_xsrf`` cookie.
+
+    The page's unload beacon (``POST /voila/api/shutdown/<kernel>``) sends the ``_xsrf``
+    cookie's value, but Voilà's page never sets that cookie, so every shutdown on close or
+    reload was refused (403, voila#1458) and the kernel lived on until culled, or for ever
+    without culling (issue 13).
+    """
+
+    @tornado.web.authenticated
+    async def get(self, path: str | None = None) -> None:
+        """Set the cookie (before the first byte is flushed), then render as Voilà does."""
+        _ = self.xsrf_token
+        await super().get(path)
 
 
 main = SandboxVoila.launch_instance

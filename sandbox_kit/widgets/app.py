@@ -15,6 +15,7 @@ import ipywidgets as W
 from sandbox_kit.culling import MIN_CULL_AFTER_S, CullPlan
 from sandbox_kit.widgets import pump
 from sandbox_kit.widgets.audit_view import AuditView
+from sandbox_kit.widgets.bell import NotificationBell
 from sandbox_kit.widgets.control import ControlPanel
 from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
@@ -22,6 +23,7 @@ from sandbox_kit.widgets.models_view import ModelsView
 from sandbox_kit.widgets.presence import Presence
 from sandbox_kit.widgets.pump import View, close_tree
 from sandbox_kit.widgets.results import ResultsView
+from sandbox_kit.widgets.schedules_view import LOCALTIME_JS, SchedulesView
 from sandbox_kit.widgets.style import AUTOSCROLL_JS, CSS, gapped
 from sandbox_kit.widgets.sweeps_view import SweepsView
 from sandbox_kit.widgets.upload import UploadCard
@@ -54,6 +56,8 @@ class Dashboard(View):
         self.audit = AuditView(sandbox, start=start)
         self.results = ResultsView(sandbox, start=start)
         self.sweeps = SweepsView(sandbox, start=start)
+        self.schedules = SchedulesView(sandbox, start=start)  # issue 10
+        self.bell = NotificationBell(sandbox, start=start)
         self.upload = UploadCard(
             sandbox,
             on_uploaded=lambda _: self._changed(),
@@ -61,8 +65,10 @@ class Dashboard(View):
         )
         models_tab = W.VBox([self.models, self.audit])
         models_tab.add_class("sk-gap-lg")
-        self.tabs = W.Tab(children=[self.jobs, models_tab, self.results, self.sweeps])
-        for i, title in enumerate(("Jobs", "Models", "Results", "Sweeps")):
+        self.tabs = W.Tab(
+            children=[self.jobs, models_tab, self.results, self.sweeps, self.schedules]
+        )
+        for i, title in enumerate(("Jobs", "Models", "Results", "Sweeps", "Schedules")):
             self.tabs.set_title(i, title)
         self.tabs.add_class("sk-tabs")
         header = W.HTML(
@@ -70,6 +76,9 @@ class Dashboard(View):
             "SO optimization models · home "
             f"<code>{html.escape(str(sandbox.home))}</code></span></div>"
         )
+        header.add_class("sk-header-title")
+        header = W.HBox([header, self.bell])
+        header.add_class("sk-header-row")
         left = W.VBox([self.upload], layout=W.Layout(width="360px", flex="none"))
         right = W.VBox([self.control, self.logs], layout=W.Layout(flex="1 1 auto", min_width="0"))
         top = gapped(W.HBox([left, right], layout=W.Layout(align_items="flex-start")), "lg")
@@ -90,11 +99,12 @@ class Dashboard(View):
         self.jobs.pump.run_once()
         self.audit.pump.run_once()
         self.sweeps.pump.run_once()  # its data source list
+        self.schedules.form.set_targets()
 
     def close(self) -> None:
         """Stop every pump and close the widgets."""
         views = (self.logs, self.control, self.jobs, self.models, self.audit, self.results)
-        for view in (*views, self.sweeps):
+        for view in (*views, self.sweeps, self.schedules, self.bell):
             view.close()
         if self.presence is not None:
             pump.pause_while_unseen(None)
@@ -117,7 +127,7 @@ def dashboard(sandbox: Sandbox | None = None, *, display: bool = True) -> Dashbo
         from IPython.display import HTML
         from IPython.display import display as show
 
-        scripts = AUTOSCROLL_JS + (app.presence.script() if app.presence else "")
+        scripts = AUTOSCROLL_JS + LOCALTIME_JS + (app.presence.script() if app.presence else "")
         show(HTML(scripts))  # type: ignore[no-untyped-call]
         show(app)  # type: ignore[no-untyped-call]
     return app

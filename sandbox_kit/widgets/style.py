@@ -100,6 +100,28 @@ CSS = """
 .sk-sweep-table { max-height: 360px; overflow: auto; border: 1px solid #e4e7eb;
   border-radius: 6px; }
 .sk-sweep-table td, .sk-sweep-table th { white-space: nowrap; }
+.sk-header-row { align-items: flex-start; }
+.sk-header-row > .sk-header-title { flex: 1 1 auto; min-width: 0; }
+.sk-bell-box { flex: none; align-items: flex-end; margin-left: 12px; }
+.sk-app .widget-button.sk-bell { min-width: 56px; border-radius: 999px; font-weight: 600; }
+.sk-app .widget-button.sk-bell.sk-bell-unread { background: #e3efff; color: #1559b4; }
+.sk-app .widget-button.sk-bell.sk-bell-alert { background: #d64545; color: #fff; }
+.sk-bell-panel { width: 560px; max-height: 420px; overflow: auto; background: #fff;
+  border: 1px solid #e4e7eb; border-radius: 8px; margin-top: 6px;
+  box-shadow: 0 4px 16px rgba(15, 23, 42, .12); }
+.sk-bell-item { padding: 6px 10px; border-bottom: 1px solid #f0f2f5; font-size: 12.5px; }
+.sk-bell-item.sk-bell-bad { background: #fdf2f1; border-left: 3px solid #d64545; }
+.sk-deadline-missed { display: inline-block; background: #fff0e0; color: #a2540a;
+  font-size: 11px; font-weight: 700; border-radius: 999px; padding: 1px 8px; margin-left: 4px; }
+.sk-fire-item { display: inline-block; margin: 0 4px 2px 0; }
+.sk-fire { display: inline-block; font-size: 12px; font-weight: 600; border-radius: 999px;
+  padding: 2px 9px; background: #eceff3; color: #52606d; }
+.sk-fire-missed, .sk-fire-error { background: #fde8e6; color: #a61b0f; }
+.sk-fire-waiting, .sk-fire-due { background: #fff6e0; color: #8d6708; }
+.sk-sched-active { color: #17692f; font-weight: 600; }
+.sk-sched-paused { color: #a2540a; font-weight: 600; }
+.sk-schedules-table td { vertical-align: top; }
+.sk-preview { margin: 4px 0 0 18px; padding: 0; font-size: 12.5px; }
 .sk-app .widget-button.mod-primary { background: #2563eb; }
 .sk-app .widget-button.mod-danger { background: #d64545; }
 .sk-app .widget-tab > .p-TabBar .p-TabBar-tab, .sk-app .lm-TabBar-tab { font-size: 13px; }

@@ -26,7 +26,7 @@ from sandbox_kit.widgets.style import (
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
 
-DEFAULT_GRID = '{"load_scale": [0.9, 1.0, 1.1], "reserve_fraction": [0.05, 0.1]}'
+DEFAULT_GRID = '{"load_scale": [0.95, 1.0, 1.05], "reserve_fraction": [0.05, 0.1]}'
 _METRICS_SHOWN = 4  # metric columns in the table (the chart can pick any)
 _SWEEPS_LISTED = 30
 

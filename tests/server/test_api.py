@@ -4,6 +4,7 @@ and XSRF, on a real Jupyter Server and on the Voilà server of ``sandbox-kit ser
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,13 +69,16 @@ def test_cookie_requests_need_the_xsrf_token(server: Server) -> None:
         assert done.json()["status"] == "archived"
 
 
-def test_upload_list_show_and_change_models(server: Server) -> None:
+def test_upload_list_show_and_change_models(server: Server, tmp_path: Path) -> None:
     sb = Sandbox(home=server.home)
+    changed = tmp_path / "rmo.py"
+    changed.write_bytes((EXAMPLES / "rmo.py").read_bytes() + b"# version 2\n")
     with server.client() as client:
         first = upload(client, EXAMPLES / "rmo.py", "RMO", name="api-rmo")
         assert first == sb.model(first["id"]).to_dict()  # the keys of `models --json`
         assert (first["model_type"], first["status"], first["version"]) == ("RMO", "active", 1)
-        second = upload(client, EXAMPLES / "rmo.py", "rmo", name="api-rmo", activate=False)
+        second = upload(client, changed, "rmo", name="api-rmo", activate=False)
+        assert (second["version"], second["status"]) == (2, "inactive")
         listed = client.get("models", params={"modelType": "RMO"}).json()
         assert [m["id"] for m in listed if m["name"] == "api-rmo"][:1] == [second["id"]]
         assert all(m["model_type"] == "RMO" for m in listed)
@@ -127,7 +131,9 @@ def test_execute_status_list_and_logs(server: Server) -> None:
         assert client.get("execute", params={"jobId": job_id}).json() == expected
         listed = client.get("jobs", params={"modelId": model["id"], "limit": 5}).json()
         assert [j["id"] for j in listed] == [job_id]
-        assert client.get("jobs", params={"modelType": "SO", "status": "success"}).status_code == 200
+        assert (
+            client.get("jobs", params={"modelType": "SO", "status": "success"}).status_code == 200
+        )
         assert len(client.get("jobs", params={"limit": 1}).json()) == 1
 
         lines = [line.to_dict() for line in sb.job(job_id).logs()]
@@ -188,7 +194,9 @@ def test_upload_errors(server: Server) -> None:
         # Over the 1 MiB limit: by a little (the facade says why), and by far (refused before
         # the body is read).
         just_over = b"x = 1\n" + b"#" * (1024 * 1024)
-        body = _error(client.post("upload", **_multipart("big.py", just_over, modelType="DMO")), 413)
+        body = _error(
+            client.post("upload", **_multipart("big.py", just_over, modelType="DMO")), 413
+        )
         assert body["filename"] == "big.py" and body["limit"] == 1024 * 1024
         huge = b"#" * (3 * 1024 * 1024)
         _error(client.post("upload", **_multipart("huge.py", huge, modelType="DMO")), 413)
