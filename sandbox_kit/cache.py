@@ -102,14 +102,19 @@ def make_key(
 
 
 def lookup(db: Database, key: Key) -> Hit | None:
-    """The newest earlier run with this key that may be reused, if any."""
+    """The newest earlier run of the same model version with this key that may be reused."""
     if key.digest is None:
         return None
+    model = key.parts["model"]
     with db.read() as s:
         rows = s.execute(
             select(JobRow.id, JobRow.result_dir)
             .where(
                 JobRow.cache_key == key.digest,
+                # Same type, name and sha256: the same model version, so deleting it deletes
+                # the hit together with the job whose log and results the hit hands out.
+                JobRow.model_type == model["type"],
+                JobRow.model_name == model["name"],
                 JobRow.cached_from.is_(None),
                 JobRow.status == "success",
                 JobRow.outcome.in_(REUSABLE_OUTCOMES),

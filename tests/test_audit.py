@@ -200,6 +200,17 @@ def test_actor_resolution(
     assert resolve_actor(label, server_user=server_user, environ=env) == expected
 
 
+def test_a_view_acting_for_a_server_user_records_that_user(alice: Sandbox) -> None:
+    # The HTTP API records each request's actions under its Jupyter Server user (issue 16).
+    bob = alice.acting_as(server_user=SimpleNamespace(username="bob", name="Bob B"))
+    model = bob.upload(SOURCE_A, "DMO", name="m")
+    alice.archive(model.id)
+    assert (model.created_by, bob.actor, alice.actor) == ("bob", "bob", "alice")
+    actions = [(e.actor, e.action) for e in reversed(alice.audit())]
+    assert actions == [("bob", "upload"), ("bob", "activate"), ("alice", "archive")]
+    assert alice.acting_as("cron").actor == "cron"
+
+
 def test_an_empty_label_is_refused(home: Path) -> None:
     with pytest.raises(ValidationError, match="empty"):
         resolve_actor(" \n ")

@@ -221,6 +221,7 @@ def test_infeasible_is_reused_and_the_setting_and_no_cache_are_obeyed(
         sb.close()
 
 
+@pytest.mark.slow
 def test_cache_clear_and_the_cli(home: Path) -> None:
     model = cli("upload", str(script("outcome_writer.py")), "--type", "DMO", home=home)
     assert model.returncode == 0, model.stderr
@@ -247,3 +248,45 @@ def test_cache_clear_and_the_cli(home: Path) -> None:
     shown = json.loads(cli("status", after_id, "--json", home=home).stdout)
     assert shown["cached_from"] is None
     assert shown["cache_miss_reason"] == "no earlier reusable run of DMO model outcome_writer"
+
+
+def _other_python() -> str | None:
+    """A real interpreter of another Python version on this machine, if there is one."""
+    import shutil
+
+    mine = f"python3.{sys.version_info.minor}"
+    names = [f"python3.{minor}" for minor in range(9, 15) if f"python3.{minor}" != mine]
+    candidates = [found for name in names if (found := shutil.which(name))]
+    # Version managers keep installations side by side (<root>/<version>/bin/python3).
+    beside = Path(sys.base_prefix).parent.glob("3.*/bin/python3")
+    candidates += [str(p) for p in sorted(beside) if not p.is_relative_to(sys.base_prefix)]
+    code = "import sys; print(sys.executable, sys.version_info.minor)"
+    for found in candidates:
+        done = subprocess.run([found, "-c", code], capture_output=True, text=True, check=False)
+        parts = done.stdout.split()
+        if done.returncode == 0 and len(parts) == 2 and parts[1] != str(sys.version_info.minor):
+            return parts[0]  # the binary itself, not a shim script
+    return None
+
+
+@pytest.mark.slow
+def test_another_python_version_misses_with_its_reason(home: Path, settings: Settings) -> None:
+    other = _other_python()
+    if other is None:
+        pytest.skip("no second Python version on this machine")
+    sb = Sandbox(home=home, settings=settings)
+    model = upload(sb)
+    first = run(sb, model)
+    sb.close()
+    fields = {f: getattr(settings, f) for f in settings.__dataclass_fields__}
+    sb = Sandbox(home=home, settings=Settings(**{**fields, "interpreters": {"DMO": other}}))
+    try:
+        again = run(sb, model)
+        assert again.status.value == "success", again.reason
+        version = fp.environment(sb.db, other)
+        assert version is not None
+        expected = f"python {first.python_version} -> {version.python_version}"
+        assert again.cache_miss_reason == expected
+        assert run(sb, model).cached_from == again.id
+    finally:
+        sb.close()

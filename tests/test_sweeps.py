@@ -169,6 +169,28 @@ def test_a_3x2_sweep_of_the_real_dmo_matches_single_runs(home: Path) -> None:
         assert len({r["objective"] for r in shown["rows"]}) == 6  # the grid changes the answer
     finally:
         sb.close()
+    # Cancel mid-sweep: one job at a time; once the first scenario is done, cancel the rest.
+    one_at_a_time = {"SANDBOX_MAX_RUNNING": "1"}
+    grid = {"load_scale": [0.96, 0.97, 0.98], "reserve_fraction": [0.06, 0.07]}
+    started = cli("sweep", "DMO", "--grid", json.dumps(grid), home=home, env=one_at_a_time)
+    sweep_id = started.stdout.strip().splitlines()[-1]
+
+    def show() -> Any:
+        done = cli("sweep", "show", sweep_id, "--json", home=home, env=one_at_a_time)
+        return json.loads(done.stdout)
+
+    deadline = time.monotonic() + 120
+    while show()["rows"][0]["status"] != "success":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert cli("sweep", "cancel", sweep_id, home=home).returncode == 0
+    deadline = time.monotonic() + 60
+    while (final := show())["done"] != 6:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    statuses = [r["status"] for r in final["rows"]]
+    assert statuses[0] == "success" and statuses[-3:] == ["cancelled"] * 3
+    assert set(statuses) <= {"success", "cancelled"}
 
 
 def test_a_dispatching_process_never_takes_the_supervisors_it_started_for_its_own(

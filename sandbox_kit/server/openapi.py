@@ -121,6 +121,27 @@ _JOB = {
         "threads": {"type": "integer"},
         "tokens": {"type": "array", "items": {"type": "string"}},
         "best_found": _nullable("string"),
+        "schedule_id": _nullable("integer", description="The schedule that started it."),
+        "deadline_at": _nullable("string", format="date-time"),
+        "deadline_missed": _nullable("boolean"),
+        "notifications": {
+            "type": "array",
+            "description": "Deliveries of notifications about this job.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string"},
+                    "target_kind": {"type": "string"},
+                    "target": {"type": "string", "description": "Secrets hidden."},
+                    "status": {"type": "string", "enum": ["sending", "delivered", "error"]},
+                    "delivered": {"type": "boolean"},
+                    "attempts": {"type": "integer"},
+                    "error": _nullable("string"),
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
     },
 }
 

@@ -64,13 +64,15 @@ class Server:
         return connect(url, additional_headers=headers, open_timeout=60, max_size=None, **options)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _start(name: str, tmp: Path, command: list[str], env: dict[str, str], port: int) -> Server:
+def start(name: str, tmp: Path, command: list[str], env: dict[str, str], port: int) -> Server:
+    """Run a server; return once its API answers (fail, with its log, if it does not)."""
     home = Path(env["SANDBOX_HOME"])
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
@@ -79,14 +81,14 @@ def _start(name: str, tmp: Path, command: list[str], env: dict[str, str], port: 
     deadline = time.monotonic() + 120
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(server)
+            stop(server)
             pytest.fail(f"{name} did not start:\n{log.read_text()[-3000:]}")
         with contextlib.suppress(httpx.TransportError):
             answer = httpx.get(f"{server.api}openapi.json", headers=AUTH, timeout=5)
             if answer.status_code == 200:
                 return server
             if answer.status_code == 404:
-                _stop(server)
+                stop(server)
                 pytest.fail(
                     f"{name} answers without the sandbox_kit API: is the package installed "
                     "(pip install -e .)? It installs jupyter_server_config.d/sandbox_kit.json"
@@ -94,7 +96,8 @@ def _start(name: str, tmp: Path, command: list[str], env: dict[str, str], port: 
         time.sleep(0.3)
 
 
-def _stop(server: Server) -> None:
+def stop(server: Server) -> None:
+    """Cancel the server's jobs, then stop it."""
     with contextlib.suppress(Exception):
         sb = Sandbox(home=server.home)
         for info in sb.jobs(status="running") + sb.jobs(status="queued"):
@@ -108,7 +111,8 @@ def _stop(server: Server) -> None:
         server.proc.wait()
 
 
-def _environment(tmp: Path) -> dict[str, str]:
+def environment(tmp: Path) -> dict[str, str]:
+    """A server's environment: a fresh migrated home, the token, nothing of ours leaking in."""
     home = tmp / "home"
     home.mkdir()
     Sandbox(home=home).close()  # migrated before the server opens it
@@ -130,7 +134,7 @@ def _environment(tmp: Path) -> dict[str, str]:
 def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A Jupyter Server with every installed extension, the API included."""
     tmp = tmp_path_factory.mktemp("jupyter")
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
@@ -139,20 +143,20 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"--SandboxApi.events_max_lag_bytes={LAG_BYTES}",
         *(["--allow-root"] if os.geteuid() == 0 else []),
     ]  # fmt: skip
-    server = _start("jupyter", tmp, command, _environment(tmp), port)
+    server = start("jupyter", tmp, command, environment(tmp), port)
     yield server
-    _stop(server)
+    stop(server)
 
 
 @pytest.fixture(scope="session")
 def voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The Voilà server of ``sandbox-kit serve``."""
     tmp = tmp_path_factory.mktemp("voila")
-    port = _free_port()
+    port = free_port()
     command = voila_command(NOTEBOOK, host="127.0.0.1", port=port)
-    server = _start("voila", tmp, command, _environment(tmp), port)
+    server = start("voila", tmp, command, environment(tmp), port)
     yield server
-    _stop(server)
+    stop(server)
 
 
 @pytest.fixture(params=["jupyter", "voila"])
