@@ -130,7 +130,11 @@ def main() -> None:
             settle(server, args.cull_after + 30)
             kernels_before, rss_before = kernels(server), rss_mb(server)
             t0 = time.perf_counter()
-            peak = max(open_close(browser, url, server) for _ in range(args.pages))
+            peak, trend = 0, []
+            for i in range(1, args.pages + 1):
+                peak = max(peak, open_close(browser, url, server))
+                if i % 10 == 0:
+                    trend.append(f"{rss_mb(server):.0f}")
             soak_s = time.perf_counter() - t0
             waited = settle(server, args.cull_after + 30)
             kernels_after, rss_after = kernels(server), rss_mb(server)
@@ -139,7 +143,8 @@ def main() -> None:
             f"soak: {args.pages} page opens/closes in {soak_s:.0f} s (peak {peak} kernels); "
             f"kernels {kernels_before} -> {kernels_after} ({waited:.1f} s to settle); "
             f"server RSS {rss_before:.0f} MB -> {rss_after:.0f} MB: ratio "
-            f"{rss_after / rss_before:.2f} (target: kernels back to {kernels_before}, ratio ~1)"
+            f"{rss_after / rss_before:.2f} (target: kernels back to {kernels_before}, ratio ~1); "
+            f"RSS every 10 pages: {' '.join(trend)} MB"
         )
         crash(url, args.crash_pages, home)
         killed_with = kernels(server)

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from sandbox_kit import audit
 from sandbox_kit.datasource import Source
 from sandbox_kit.db import Database, JobRow, utcnow
 from sandbox_kit.fingerprint import Environment, packages
@@ -222,8 +223,11 @@ def clear(
     model_type: str | None = None,
     older_than_days: float | None = None,
     now: Callable[[], datetime] = utcnow,
+    actor: str | None = None,
 ) -> int:
-    """Make finished runs unavailable for reuse (their records stay); returns how many."""
+    """Make finished runs unavailable for reuse (their records stay); returns how many.
+
+    With ``actor``, the clearing is recorded in the audit trail (``cache_clear``)."""
     query = update(JobRow).where(
         JobRow.cache_key.is_not(None), JobRow.status.not_in(("queued", "running"))
     )
@@ -233,7 +237,17 @@ def clear(
         cutoff = now() - timedelta(days=older_than_days)
         query = query.where(JobRow.finished_at < cutoff)
     with db.write() as s:
-        return int(s.execute(query.values(cache_key=None)).rowcount)  # type: ignore[attr-defined]
+        cleared = int(s.execute(query.values(cache_key=None)).rowcount)  # type: ignore[attr-defined]
+        if actor is not None:
+            audit.add(
+                s,
+                actor=actor,
+                action="cache_clear",
+                object_type="cache",
+                object_id=model_type or "all",
+                details={"older_than_days": older_than_days, "cleared": cleared},
+            )
+        return cleared
 
 
 def _config_changes(before: Any, after: Any, prefix: str = "config") -> list[str]:

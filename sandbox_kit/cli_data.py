@@ -76,7 +76,9 @@ def add_commands(sub: Any) -> None:
 
 def _data_add(args: argparse.Namespace) -> int:
     sb = _sandbox(args)
-    data_set, created = sb.datastore.add(args.path, name=args.name, description=args.description)
+    data_set, created = sb.datastore.add(
+        args.path, name=args.name, description=args.description, actor=sb.actor
+    )
     if args.json:
         _print_json({**data_set.to_dict(), "created": created})
     else:

@@ -32,6 +32,7 @@ from typing import IO, BinaryIO
 
 from sqlalchemy import delete, func, select
 
+from sandbox_kit import audit
 from sandbox_kit.config import Paths
 from sandbox_kit.db import Database, DataSetRow, JobRow, utcnow
 from sandbox_kit.errors import ConflictError, NotFoundError, ValidationError
@@ -108,12 +109,14 @@ class DataStore:
         name: str,
         description: str = "",
         filename: str | None = None,
+        actor: str | None = None,
     ) -> tuple[DataSet, bool]:
         """Store a file, folder or zip as the next version of ``name``.
 
         Args:
             source: a path, or a file's content as bytes (then ``filename`` names it; a name
                 ending in ``.zip`` is extracted).
+            actor: recorded in the audit trail (``data_add``) with the new version.
 
         Returns:
             The data set version, and True when it was made now (False: identical content was
@@ -154,6 +157,16 @@ class DataStore:
                 )
                 s.add(row)
                 s.flush()
+                if actor is not None:
+                    details = {"sha256": row.sha256, "files": row.files, "size": row.size}
+                    audit.add(
+                        s,
+                        actor=actor,
+                        action="data_add",
+                        object_type="dataset",
+                        object_id=f"{name}@{row.version}",
+                        details=details,
+                    )
                 stored = self.paths.data / staged.sha256
                 if not stored.exists():  # identical content under another name is shared
                     os.rename(staging, stored)
@@ -204,8 +217,9 @@ class DataStore:
         found.sort()
         return found[:limit]
 
-    def delete(self, ref: str) -> list[DataSet]:
-        """Delete one version (``NAME@VERSION``) or every version of ``NAME``.
+    def delete(self, ref: str, *, actor: str | None = None) -> list[DataSet]:
+        """Delete one version (``NAME@VERSION``) or every version of ``NAME`` (each recorded
+        as ``data_delete`` in the audit trail when ``actor`` is given).
 
         Raises:
             NotFoundError: no such data set or version.
@@ -234,6 +248,16 @@ class DataStore:
                     job_id=job_id,
                 )
             s.execute(delete(DataSetRow).where(DataSetRow.id.in_([v.id for v in views])))
+            for view in views:
+                if actor is not None:
+                    audit.add(
+                        s,
+                        actor=actor,
+                        action="data_delete",
+                        object_type="dataset",
+                        object_id=view.label,
+                        details={"sha256": view.sha256},
+                    )
             digests = {v.sha256 for v in views}
             still = set(s.scalars(select(DataSetRow.sha256).where(DataSetRow.sha256.in_(digests))))
         # Files go after the commit; a folder another name still holds stays.

@@ -84,7 +84,8 @@ def submit(
     if timeout is not None and not timeout > 0:
         raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
     kind = model.model_type.value
-    interpreter = settings.interpreters.get(kind) or sys.executable
+    # abspath, not realpath: a venv's python is a symlink that must stay one (pyvenv.cfg).
+    interpreter = os.path.abspath(settings.interpreters.get(kind) or sys.executable)
     effective_timeout = timeout if timeout is not None else settings.timeouts.get(kind)
     environment = fingerprint.environment(db, interpreter)
     key = result_cache.make_key(model, json.loads(config_json), source, environment)

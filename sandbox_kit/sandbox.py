@@ -211,7 +211,11 @@ class Sandbox:
                 unreadable zip, or more than ``Settings.data_max_bytes``; nothing was stored.
         """
         data_set, _ = self.datastore.add(
-            path_or_bytes, name=name, description=description, filename=filename
+            path_or_bytes,
+            name=name,
+            description=description,
+            filename=filename,
+            actor=self.actor,
         )
         return data_set
 
@@ -230,7 +234,7 @@ class Sandbox:
         Raises:
             ConflictError: a queued or running job uses it; nothing was deleted.
         """
-        return self.datastore.delete(ref)
+        return self.datastore.delete(ref, actor=self.actor)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -526,7 +530,9 @@ class Sandbox:
         if older_than_days is not None and older_than_days < 0:
             raise ValidationError(f"older_than_days must not be negative, not {older_than_days}")
         kind = None if model_type is None else _model_type(model_type).value
-        return result_cache.clear(self.db, model_type=kind, older_than_days=older_than_days)
+        return result_cache.clear(
+            self.db, model_type=kind, older_than_days=older_than_days, actor=self.actor
+        )
 
     def sweep(
         self,
@@ -578,6 +584,7 @@ class Sandbox:
             data_source_id=data_source_id,
             cache=use_cache,
             total=len(found.configs),
+            actor=self.actor,
         )
         for index, config in enumerate(found.configs):
             launcher.submit(

@@ -124,7 +124,8 @@ class Supervisor:
             env = {**spec["env"], **_take_secrets(spec), **thread_env(spec.get("threads", 1))}
             launcher = str(Path(__file__).with_name("rlimit_exec.py"))
             limits = [str(v or 0) for v in spec["limits"]]
-            cmd = [sys.executable, "-I", "-S", launcher, *limits, "--"]
+            # abspath: a "../" in the path would not resolve inside the jail's filesystem view.
+            cmd = [os.path.abspath(sys.executable), "-I", "-S", launcher, *limits, "--"]
             cmd += [interpreter, "-u", spec["model_path"]]
             cmd, problem = self._jail(cmd, model_fd)
             if problem is not None:
@@ -182,10 +183,10 @@ class Supervisor:
                 tool=tool,
             )
         except (OSError, ValueError, SandboxKitError) as exc:
-            if mode == "required":
-                return cmd, f"isolation unavailable: {exc}"
-            self.log.note(f"running without isolation: {exc}", _ms(), b"W")
-            return cmd, None
+            # The machine can isolate, but not this job (e.g. its data source vanished): never
+            # fall back to running it unjailed, in any mode.
+            why = str(exc) if isinstance(exc, SandboxKitError) else f"cannot isolate the job: {exc}"
+            return cmd, why
         self.isolation = support.level
         self._jail_tool = support.tool
         return wrapped, None

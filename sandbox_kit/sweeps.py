@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from sandbox_kit import audit
 from sandbox_kit.db import Database, JobRow, SweepRow, utcnow
 from sandbox_kit.errors import NotFoundError, ValidationError
 from sandbox_kit.records import (
@@ -156,9 +157,19 @@ class SweepStore:
         data_source_id: str | None,
         cache: bool,
         total: int,
+        actor: str | None = None,
     ) -> None:
-        """Record a new sweep (its jobs are submitted next)."""
+        """Record a new sweep (its jobs are submitted next); ``sweep`` in the audit trail."""
         with self.db.write() as s:
+            if actor is not None:
+                audit.add(
+                    s,
+                    actor=actor,
+                    action="sweep",
+                    object_type="sweep",
+                    object_id=sweep_id,
+                    details={"model_id": model.id, "params": list(params), "total": total},
+                )
             s.add(
                 SweepRow(
                     id=sweep_id,

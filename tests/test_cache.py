@@ -243,6 +243,8 @@ def test_cache_clear_and_the_cli(home: Path) -> None:
     assert other.stdout.startswith("Cleared 0 cached result(s)")
     cleared = cli("cache", "clear", "--type", "DMO", home=home)
     assert cleared.returncode == 0 and cleared.stdout.startswith("Cleared 3 cached result(s)")
+    recorded = json.loads(cli("audit", "--action", "cache_clear", "--json", home=home).stdout)
+    assert (recorded[0]["object_id"], recorded[0]["details"]["cleared"]) == ("DMO", 3)
     after = cli("run", "DMO", "--config", '{"objective": 3}', "--cache", "--wait", home=home)
     after_id = after.stdout.strip().splitlines()[-1]
     shown = json.loads(cli("status", after_id, "--json", home=home).stdout)

@@ -182,6 +182,9 @@ def test_delete_is_refused_while_a_job_uses_it(lite: Sandbox, tmp_path: Path) ->
     assert Path(shared.path).is_dir()  # still held by "shared"
     lite.delete_data("shared@1")
     assert stored_entries(lite) == []
+    # Both changes are in the audit trail, newest first.
+    assert [e.object_id for e in lite.audit(action="data_delete")] == ["shared@1", "inputs@1"]
+    assert [e.object_id for e in lite.audit(action="data_add")] == ["shared@1", "inputs@1"]
 
 
 def test_data_sources_are_pinned_when_the_job_is_created(lite: Sandbox, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -195,3 +196,24 @@ def test_a_machine_without_namespaces(home: Path, mode: str, status: str) -> Non
         assert ran == "0"  # nothing ran
     else:
         assert (isolation, reason) == ("none", "None") and ran != "0"
+
+
+def test_a_job_that_cannot_be_jailed_fails_instead_of_running_unjailed(
+    home: Path, settings: Settings
+) -> None:
+    # The machine isolates, but this job's data source vanished before it started: the jail
+    # cannot be built, and the job must not run with the sandbox's rights instead.
+    sb = Sandbox(home=home, settings=replace(settings, max_running=1))
+    source = sb.run(upload(sb, "fast_exit.py")).wait(timeout=30)
+    blocker = sb.run(upload(sb, "hang.py", "SO"))
+    waiting = sb.run(upload(sb, "env_dump.py"), data_source_id=source.id)
+    assert waiting.refresh().status is JobStatus.QUEUED
+    result_dir = Path(source.result_dir)
+    for path in [*result_dir.rglob("*"), result_dir]:
+        path.chmod(0o755)
+    shutil.rmtree(result_dir)
+    blocker.cancel()
+    info = waiting.wait(timeout=30)
+    assert info.status is JobStatus.FAILED
+    assert info.reason is not None and "does not exist" in info.reason
+    assert [line for line in waiting.logs() if line.stream == "stdout"] == []

@@ -94,6 +94,7 @@ def test_a_sweep_runs_each_scenario_and_reruns_from_the_cache(sandbox: Sandbox) 
     assert again.info.finished  # every scenario was a hit: done before wait()
     assert [r.cached_from for r in again.rows()] == [r.job_id for r in rows]
     assert [s.id for s in sandbox.sweeps()] == [again.id, sweep.id]
+    assert [e.object_id for e in sandbox.audit(action="sweep")] == [again.id, sweep.id]
     shown = again.to_dict()
     assert {"id", "target", "total", "done", "rows"} <= set(shown)
     assert set(shown["rows"][0]) >= {"config", "job_id", "status", "outcome", "objective"}

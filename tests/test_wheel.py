@@ -90,6 +90,9 @@ def test_the_wheel_carries_the_app(wheel: Path) -> None:
     assert {f"sandbox_kit/data/examples/{n}" for n in ("dmo.py", "rmo.py", "so.py")} <= names
     assert "sandbox_kit/migrations/versions/0004_audit.py" in names
     assert "sandbox_kit/py.typed" in names
+    # Installing it enables the HTTP API in every Jupyter Server (issue 16).
+    data = f"sandbox_kit-{sandbox_kit.__version__}.data/data/etc/jupyter/jupyter_server_config.d"
+    assert f"{data}/sandbox_kit.json" in names
     assert not any(n.startswith(("tests/", "bench/", "notebooks/", "models/")) for n in names)
     metadata = zipfile.ZipFile(wheel).read(
         f"sandbox_kit-{sandbox_kit.__version__}.dist-info/METADATA"
@@ -132,6 +135,9 @@ def test_a_fresh_install_serves_the_dashboard_from_an_empty_folder(
         assert "There was an error when executing cell" not in body
         for path in ("/", "/?token=wrong", "/voila/render/dashboard.ipynb"):
             assert _get(port, path)[0] in (302, 403), path
+        status, body = _get(port, f"/sandbox/api/models?token={TOKEN}")  # the HTTP API
+        assert status == 200, body[:2000]
+        assert _get(port, "/sandbox/api/models")[0] == 403
 
         listed = _run(venv / "bin" / "sandbox-kit", "models", "--json", env=env, cwd=folder)
         assert listed.returncode == 0, listed.stderr
@@ -188,6 +194,8 @@ def test_an_editable_install_keeps_working(venv: Path, tmp_path: Path) -> None:
     assert Path(module).resolve() == ROOT / "sandbox_kit" / "__init__.py"
     assert Path(notebook) == ROOT / "notebooks" / "dashboard.ipynb"
     assert Path(examples) == ROOT / "models" / "examples"
+    # The editable install enables the HTTP API too (shared-data, issue 16).
+    assert (venv / "etc/jupyter/jupyter_server_config.d/sandbox_kit.json").is_file()
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -85,7 +85,7 @@ def reply_for(exc: BaseException | None, status: int = 500) -> tuple[int, dict[s
         return 400, {"error": str(exc)}
     if isinstance(exc, web.HTTPError):
         code = exc.status_code
-        text = exc.log_message % exc.args if exc.log_message else None
+        text = exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
         return code, {"error": text or _phrase(code)}
     if exc is None and status != 500:
         return status, {"error": _phrase(status)}

@@ -28,9 +28,17 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 from tornado.iostream import IOStream, StreamClosedError
 
+from sandbox_kit.dbapi import TransientError
 from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.records import ModelType
-from sandbox_kit.server.base import AUTH_RESOURCE, ApiError, JsonErrors, context_of, whole_number
+from sandbox_kit.server.base import (
+    AUTH_RESOURCE,
+    ApiError,
+    JsonErrors,
+    context_of,
+    reply_for,
+    whole_number,
+)
 from sandbox_kit.server.context import ApiContext
 from sandbox_kit.server.streams import AllJobsStream, JobStream
 
@@ -115,8 +123,8 @@ class EventsSocket(WebSocketMixin, websocket.WebSocketHandler, JsonErrors):
                     snapshot = await hub.wait(snapshot.version, timeout=patience)
         except (websocket.WebSocketClosedError, asyncio.CancelledError):
             pass
-        except SandboxKitError as exc:
-            self._fail(str(exc))
+        except (SandboxKitError, TransientError) as exc:  # e.g. the job was deleted
+            self._fail(reply_for(exc)[1]["error"])
         except Exception:
             self.log.exception("sandbox_kit event stream failed")
             self._fail("internal error; the server log has the details")

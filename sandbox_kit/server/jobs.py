@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from sandbox_kit.server.base import ApiError, ApiHandler, whole_number
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 _EXECUTE_FIELDS = {"modelId", "modelType", "dataSourceId", "config", "timeout", "cache"}
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LINES_PER_WRITE = 2000  # lines read on a worker thread, then sent, before reading more
+_NDJSON = "application/x-ndjson; charset=utf-8"
 
 
 class ExecuteHandler(ApiHandler):
@@ -134,15 +136,18 @@ class LogsHandler(ApiHandler):
             raise ApiError(400, f"level must be one of {', '.join(_LEVELS)}, not {level!r}")
         wanted = None if level is None else level.upper()
         lines: Iterator[LogLine] = await self.facade(lambda sb: sb.job(job_id).iter_logs(since))
-        self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
-        while True:
-            batch = await self.ctx.call(_encode, lines, wanted)
-            if batch is None:
-                break
-            if batch:
-                self.write(batch)
-                await self.flush()
-        self.finish(set_content_type="application/x-ndjson; charset=utf-8")
+        self.set_header("Content-Type", _NDJSON)
+        try:
+            while True:
+                batch = await self.ctx.call(_encode, lines, wanted)
+                if batch is None:
+                    break
+                if batch:
+                    self.write(batch)
+                    await self.flush()  # sent before the next batch is read
+        except StreamClosedError:
+            return  # the client went away
+        self.finish(set_content_type=_NDJSON)
 
 
 def _encode(lines: Iterator[LogLine], level: str | None) -> bytes | None:

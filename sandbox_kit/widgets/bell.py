@@ -42,7 +42,7 @@ def entries_html(entries: list[JobInfo]) -> str:
     """The job ends, newest first, failures and missed deadlines highlighted."""
     if not entries:
         return '<div class="sk-empty">No job has ended since this page opened.</div>'
-    rows = []
+    rows = ['<div class="sk-card-title sk-bell-title">Job ends since this page opened</div>']
     for info in entries:
         moment = info.finished_at or info.deadline_at
         when = moment.astimezone(UTC).strftime("%H:%M:%S UTC") if moment else ""

@@ -113,10 +113,12 @@ def table_html(schedules: Sequence[Schedule], fires: dict[int, list[ScheduleFire
         if s.deadline_min is not None and s.deadline_action == "cancel":
             deadline += " (cancel)"
         state = "paused" if s.paused else "active"
+        pinned = s.target.isdigit()
+        target = f"model {s.target} ({s.model_type.value})" if pinned else s.target
         cells = [
             f'<td class="sk-mono">{s.id}</td>',
             f"<td>{html.escape(s.name)}</td>",
-            f"<td>{html.escape(s.target)}</td>",
+            f"<td>{html.escape(target)}</td>",
             f'<td><span class="sk-mono">{html.escape(clock)}</span>'
             f'<div class="sk-muted">{html.escape(s.timezone)}</div></td>',
             f"<td>{'—' if nxt is None else html.escape(zoned(nxt, s.timezone))}</td>",
@@ -138,6 +140,7 @@ class ScheduleForm(W.VBox):  # type: ignore[misc]
         self.editing: int | None = None
         wide = W.Layout(width="100%")
         self.target = W.Dropdown(description="Target", layout=wide)
+        self.target.add_class("sk-schedule-target")
         self.preset = W.Dropdown(options=_PRESETS, value="", description="Clock", layout=wide)
         self.cron = W.Text(value="0 9 * * *", description="Cron", layout=wide)
         self.tz = W.Text(value=_machine_zone(), description="Time zone", layout=wide)
@@ -412,6 +415,7 @@ class SchedulesView(View):
         for fire in self.sandbox.schedule_fires(limit=max(200, 10 * len(schedules))):
             fires[fire.schedule_id].append(fire)
         self.schedules = schedules
+        self.form.set_targets()  # models uploaded meanwhile, from any process
         set_if_changed(self.table, "value", table_html(schedules, fires))
         options = [(f"{s.id}: {s.name}", s.id) for s in schedules] or [("No schedule", 0)]
         keep_value(self.pick, options)

@@ -109,6 +109,7 @@ CSS = """
 .sk-bell-panel { width: 560px; max-height: 420px; overflow: auto; background: #fff;
   border: 1px solid #e4e7eb; border-radius: 8px; margin-top: 6px;
   box-shadow: 0 4px 16px rgba(15, 23, 42, .12); }
+.sk-bell-title { padding: 8px 10px 2px; margin: 0; }
 .sk-bell-item { padding: 6px 10px; border-bottom: 1px solid #f0f2f5; font-size: 12.5px; }
 .sk-bell-item.sk-bell-bad { background: #fdf2f1; border-left: 3px solid #d64545; }
 .sk-deadline-missed { display: inline-block; background: #fff0e0; color: #a2540a;
