@@ -427,7 +427,7 @@ def _status(args: argparse.Namespace) -> int:
         _print_json(_status_dict(info))
         return 0
     for key, value in _status_dict(info).items():
-        print(f"{key:14} {json.dumps(value) if isinstance(value, dict) else value}")
+        print(f"{key:14} {json.dumps(value) if isinstance(value, dict | list) else value}")
     return 0
 
 

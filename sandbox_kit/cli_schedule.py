@@ -200,8 +200,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from sandbox_kit.cron import clock_from_env
     from sandbox_kit.db import public_url
-    from sandbox_kit.scheduler import Scheduler, clock_from_env
+    from sandbox_kit.scheduler import Scheduler
 
     clock, scale = clock_from_env()
     sb = _sandbox(args)

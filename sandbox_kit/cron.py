@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,3 +197,35 @@ def next_fire_times(expr: str, tz: str, after: datetime, count: int) -> list[dat
         if len(found) >= count:
             break
     return found
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> tuple[Callable[[], datetime], float]:
+    """The scheduler's clock: real time, or ``SANDBOX_SCHEDULER_CLOCK=SCALE@ANCHOR`` (tests
+    and demonstrations; see :mod:`sandbox_kit.scheduler`) and how fast it runs.
+
+    Raises:
+        ValidationError: a malformed value.
+    """
+    value = (os.environ if environ is None else environ).get("SANDBOX_SCHEDULER_CLOCK", "")
+    if not value.strip():
+        return _utcnow, 1.0
+    try:
+        scale_text, _, anchor_text = value.partition("@")
+        scale = float(scale_text)
+        anchor = float(anchor_text) if anchor_text.strip() else time.time()
+        if not scale > 0:
+            raise ValueError(scale_text)
+    except ValueError:
+        raise ValidationError(
+            f"SANDBOX_SCHEDULER_CLOCK must be SCALE@ANCHOR (e.g. 10@{int(time.time())}), "
+            f"not {value!r}"
+        ) from None
+
+    def scaled() -> datetime:
+        return datetime.fromtimestamp(anchor + (time.time() - anchor) * scale, UTC)
+
+    return scaled, scale
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sandbox_kit.db import Database, JobRow, NotificationRow
@@ -37,19 +37,20 @@ class JobStore:
 
         What a dashboard's notification bell lists: every job end, whoever started the job.
         """
-        query = (
-            select(JobRow)
-            .where(
-                or_(
-                    JobRow.finished_at >= since,
-                    and_(JobRow.deadline_missed.is_(True), JobRow.deadline_at >= since),
-                )
-            )
-            .order_by(JobRow.finished_at.desc(), JobRow.id.desc())
-            .limit(limit)
+        # Two queries, each on its own index (an OR of the two would scan every job).
+        ended = (
+            select(JobRow).where(JobRow.finished_at >= since).order_by(JobRow.finished_at.desc())
         )
+        late = select(JobRow).where(JobRow.deadline_missed.is_(True), JobRow.deadline_at >= since)
         with self.db.read() as s:
-            return _with_notifications(s, list(s.scalars(query)))
+            found = {row.id: row for row in s.scalars(ended.limit(limit))}
+            found.update({row.id: row for row in s.scalars(late.limit(limit))})
+            rows = sorted(
+                found.values(),
+                key=lambda row: (row.finished_at or row.deadline_at or since, row.id),
+                reverse=True,
+            )[:limit]
+            return _with_notifications(s, rows)
 
     def list(
         self,

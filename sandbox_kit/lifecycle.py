@@ -176,9 +176,7 @@ class Lifecycle:
             )
             _audit_run(st, values, at=self.now())
 
-    def create_cached(
-        self, *, cached_from: str, guard: Guard | None = None, **values: Any
-    ) -> bool:
+    def create_cached(self, *, cached_from: str, guard: Guard | None = None, **values: Any) -> bool:
         """Insert a job that is a cache hit: ``success`` at once, no process (issue 11).
 
         ``values`` are the new job's own columns, as for :meth:`create` (its id, model,

@@ -39,7 +39,8 @@ from sandbox_kit.dbapi import Connection
 from sandbox_kit.errors import ValidationError
 from sandbox_kit.humanize import duration
 from sandbox_kit.lifecycle import utcnow
-from sandbox_kit.records import JobInfo
+from sandbox_kit.logs import LogTail
+from sandbox_kit.records import JobInfo, LogLine
 
 #: Every event a target may be told about, the default ones first.
 EVENTS = ("failed", "timeout", "lost", "deadline", "not_started", "success", "infeasible", "error")
@@ -49,6 +50,7 @@ DEFAULT_EVENTS = ("failed", "timeout", "lost", "deadline", "not_started")
 ATTEMPTS = 4
 #: Lines of the job's log a message carries.
 LOG_LINES = 20
+_TAIL_BYTES = 256 * 1024  # read from the end of a log for its last lines
 _EXTRA = "pip install 'sandbox_kit[notify]'"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SHOWN_QUERY = frozenset({"to", "from", "smtp", "cc", "bcc"})
@@ -144,6 +146,13 @@ def redact(url: str) -> str:
         return "(not a URL)"
     host = match.group(2) if "." in match.group(2) or ":" in match.group(2) else ""
     return f"{match.group(1)}://{host}/..." if host else f"{match.group(1)}://..."
+
+
+def log_tail(path: str, lines: int = LOG_LINES) -> list[str]:
+    """The last ``lines`` lines of a job's log, reading only its end."""
+    tail = LogTail(path)
+    found = [item for item in tail.read(_TAIL_BYTES, skip=True) if isinstance(item, LogLine)]
+    return [line.text for line in found[-lines:]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,10 @@ class Registry:
         """
         who = actor if actor is not None else audit.resolve_actor()
         model_name = _model_name(name, source)
-        stored_name = f"{model_type.value.lower()}-{source.sha256[:12]}-{secrets.token_hex(4)}.py"
+        suffix = ".ipynb" if source.filename.lower().endswith(".ipynb") else ".py"
+        stored_name = (
+            f"{model_type.value.lower()}-{source.sha256[:12]}-{secrets.token_hex(4)}{suffix}"
+        )
         target = self.paths.models / stored_name
         try:
             with self.db.write() as s:

@@ -31,9 +31,10 @@ time is lost or doubled.
    schedule's own targets (:mod:`sandbox_kit.notify`), from background threads.
 
 **Clock.** The scheduler's clock can be injected (``Scheduler(clock=...)``) and, for tests
-and demonstrations, sped up: ``SANDBOX_SCHEDULER_CLOCK=SCALE@ANCHOR`` makes the clock run
-``SCALE`` times faster than real time from the Unix time ``ANCHOR`` on (schedulers sharing a
-database must be given the same value). Three minutes of an every-minute schedule then take
+and demonstrations, sped up (:func:`sandbox_kit.cron.clock_from_env`):
+``SANDBOX_SCHEDULER_CLOCK=SCALE@ANCHOR`` makes the clock run ``SCALE`` times faster than real
+time from the Unix time ``ANCHOR`` on (schedulers sharing a database must be given the same
+value). Three minutes of an every-minute schedule then take
 18 s at ``10@<now>``; the lease and grace periods are on that clock too. Job end times stay
 real, so deadlines judged on a sped-up clock are meaningful only while the run is going.
 """
@@ -57,8 +58,7 @@ from sandbox_kit.dbapi import Statements, TransientError
 from sandbox_kit.errors import RunError, SandboxKitError, ValidationError
 from sandbox_kit.lease import Lease, LeaseLost
 from sandbox_kit.lifecycle import TERMINAL, utcnow
-from sandbox_kit.logs import LogTail
-from sandbox_kit.records import LogLine, Model
+from sandbox_kit.records import Model
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 _NOTIFY_MARGIN = timedelta(seconds=60)
 #: Job ends older than this are never notified (a scheduler that was down for a week).
 _NOTIFY_LOOKBACK = timedelta(days=1)
-_LOG_TAIL_BYTES = 256 * 1024
 
 
 class _AlreadyFired(Exception):
@@ -93,6 +92,7 @@ class _Schedule:
     notify: tuple[str, ...]
     notify_on: tuple[str, ...] | None
     cursor_at: datetime
+    enabled: bool
 
     @property
     def label(self) -> str:
@@ -158,6 +158,7 @@ class Scheduler:
         self._schedules: dict[int, _Schedule] = {}
         self._handled: dict[str, datetime] = {}  # job ids looked at for notifications
         self._notify_since: datetime | None = None
+        self._watermark_saved = 0.0
         self._last_reconcile = 0.0
 
     # -- the pass -----------------------------------------------------------------------
@@ -251,9 +252,8 @@ class Scheduler:
         with self.sandbox.lifecycle.conn.read() as st:
             rows = st.run(
                 "SELECT id, name, target, model_type, cron, timezone, config, data_source, "
-                "missed, overlap, deadline_min, deadline_action, notify, notify_on, cursor_at "
-                "FROM schedules WHERE enabled = :t ORDER BY id",
-                {"t": True},
+                "missed, overlap, deadline_min, deadline_action, notify, notify_on, cursor_at, "
+                "enabled FROM schedules ORDER BY id"
             ).all()
             return [
                 _Schedule(
@@ -272,6 +272,7 @@ class Scheduler:
                     notify=tuple(json.loads(r[12] or "[]")),
                     notify_on=None if r[13] is None else tuple(json.loads(r[13])),
                     cursor_at=st.moment(r[14]) or utcnow(),
+                    enabled=bool(r[15]),
                 )
                 for r in rows
             ]
@@ -279,6 +280,8 @@ class Scheduler:
     def _claim_due(self, result: Tick) -> None:
         now = self.clock()
         for schedule in self._schedules.values():
+            if not schedule.enabled:
+                continue
             try:
                 entries, cursor = self._due(schedule, now)
             except ValidationError as exc:  # a zone removed from the system's tz database
@@ -360,7 +363,10 @@ class Scheduler:
         for fire_id, schedule_id, fire_at, outcome in pending:
             schedule = self._schedules.get(schedule_id)
             if schedule is None or fire_at is None:
-                continue  # paused: its claimed fire times wait for its resumption
+                continue  # deleted meanwhile (its rows go with it)
+            if not schedule.enabled:
+                self._settle(fire_id, "skipped", "the schedule was paused")
+                continue
             job_id = self._start(schedule, fire_id, fire_at, outcome)
             if job_id is not None:
                 result.submitted.append(job_id)
@@ -506,9 +512,15 @@ class Scheduler:
     # -- 4. notifications -------------------------------------------------------------------
 
     def _notify_ends(self, result: Tick) -> None:
-        if not self.sandbox.settings.notify and not any(s.notify for s in self._schedules.values()):
-            return
         real_now = utcnow()
+        if not self.sandbox.settings.notify and not any(s.notify for s in self._schedules.values()):
+            # Nobody to tell: keep the watermark moving, so targets added later are not told
+            # about ends from before they were.
+            self._notify_since = real_now - _NOTIFY_MARGIN
+            if time.monotonic() - self._watermark_saved > _NOTIFY_MARGIN.total_seconds():
+                self._watermark_saved = time.monotonic()
+                self.lease.advance_notify_since(self._notify_since)
+            return
         since = max(self._notify_since or real_now, real_now - _NOTIFY_LOOKBACK)
         with self.sandbox.lifecycle.conn.read() as st:
             rows = st.run(
@@ -583,17 +595,10 @@ class Scheduler:
         return notify.compose(
             info,
             event,
-            log_tail(info.log_path),
+            notify.log_tail(info.log_path),
             dashboard_url=self.sandbox.settings.dashboard_url,
             schedule=schedule,
         )
-
-
-def log_tail(path: str, lines: int = notify.LOG_LINES) -> list[str]:
-    """The last ``lines`` lines of a job's log, reading only its end."""
-    tail = LogTail(path)
-    found = [item for item in tail.read(_LOG_TAIL_BYTES, skip=True) if isinstance(item, LogLine)]
-    return [line.text for line in found[-lines:]]
 
 
 def _insert_fire(
@@ -621,34 +626,3 @@ def _insert_fire(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-# -- the process -----------------------------------------------------------------------------
-
-
-def clock_from_env(environ: dict[str, str] | None = None) -> tuple[Callable[[], datetime], float]:
-    """The scheduler's clock: real time, or ``SANDBOX_SCHEDULER_CLOCK=SCALE@ANCHOR`` (tests
-    and demonstrations; see the module docstring) and how fast it runs.
-
-    Raises:
-        ValidationError: a malformed value.
-    """
-    value = (os.environ if environ is None else environ).get("SANDBOX_SCHEDULER_CLOCK", "")
-    if not value.strip():
-        return utcnow, 1.0
-    try:
-        scale_text, _, anchor_text = value.partition("@")
-        scale = float(scale_text)
-        anchor = float(anchor_text) if anchor_text.strip() else time.time()
-        if not scale > 0:
-            raise ValueError(scale_text)
-    except ValueError:
-        raise ValidationError(
-            f"SANDBOX_SCHEDULER_CLOCK must be SCALE@ANCHOR (e.g. 10@{int(time.time())}), "
-            f"not {value!r}"
-        ) from None
-
-    def scaled() -> datetime:
-        return datetime.fromtimestamp(anchor + (time.time() - anchor) * scale, UTC)
-
-    return scaled, scale

@@ -126,7 +126,11 @@ class Supervisor:
             limits = [str(v or 0) for v in spec["limits"]]
             # abspath: a "../" in the path would not resolve inside the jail's filesystem view.
             cmd = [os.path.abspath(sys.executable), "-I", "-S", launcher, *limits, "--"]
-            cmd += [interpreter, "-u", spec["model_path"]]
+            if spec["model_path"].endswith(".ipynb"):  # a notebook model (issue 14)
+                runner = str(Path(__file__).with_name("notebook_runner.py"))
+                cmd += [interpreter, "-u", runner, spec["model_path"]]
+            else:
+                cmd += [interpreter, "-u", spec["model_path"]]
             cmd, problem = self._jail(cmd, model_fd)
             if problem is not None:
                 return problem
@@ -323,6 +327,11 @@ class Supervisor:
             return "failed", limit
         if rc < 0:
             return "failed", f"killed by signal {_signame(-rc)}"
+        if rc == 1 and self.spec["model_path"].endswith(".ipynb"):
+            # notebook_runner.py's last stderr line names the failing cell and the error.
+            for line in reversed(self.log.stderr_tail.decode("utf-8", "replace").splitlines()):
+                if line.startswith("notebook cell "):
+                    return "failed", line.removeprefix("notebook ")
         return "failed", f"exit code {rc}"
 
     def _result_values(self) -> dict[str, Any]:

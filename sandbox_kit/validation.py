@@ -150,9 +150,10 @@ def safe_filename(name: str) -> str:
 def validate_upload(
     filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
 ) -> ValidatedSource:
-    """Validate an uploaded Python source file without writing or executing it.
+    """Validate an uploaded Python source file or notebook without writing or executing it.
 
-    Checks run in this order: name and extension, size, emptiness, NUL bytes, UTF-8, coding
+    Notebooks (``.ipynb``) are checked by :func:`sandbox_kit.notebooks.validate_notebook`. For
+    scripts, checks run in this order: name and extension, size, emptiness, NUL bytes, UTF-8, coding
     cookie, bidirectional control characters, syntax.
 
     Args:
@@ -167,8 +168,12 @@ def validate_upload(
         ValidationError: the first check that failed, naming the sanitised file.
     """
     name = safe_filename(filename)
+    if name.lower().endswith(".ipynb"):
+        from sandbox_kit.notebooks import validate_notebook
+
+        return validate_notebook(name, data, max_bytes=max_bytes)
     if not name.lower().endswith(".py"):
-        raise ValidationError("only .py files can be uploaded", filename=name)
+        raise ValidationError("only .py and .ipynb files can be uploaded", filename=name)
     check_size(name, len(data), max_bytes)
     if not data.removeprefix(_BOM).strip():
         raise ValidationError("file is empty", filename=name)

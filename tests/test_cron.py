@@ -57,8 +57,13 @@ def utc(*parts: int) -> datetime:
             "America/New_York",
             utc(2025, 11, 2, 4, 45),
             utc(2025, 11, 2, 7, 0),
-            [utc(2025, 11, 2, 5), utc(2025, 11, 2, 5, 30), utc(2025, 11, 2, 6)]
-            + [utc(2025, 11, 2, 6, 30), utc(2025, 11, 2, 7)],
+            [
+                utc(2025, 11, 2, 5),
+                utc(2025, 11, 2, 5, 30),
+                utc(2025, 11, 2, 6),
+                utc(2025, 11, 2, 6, 30),
+                utc(2025, 11, 2, 7),
+            ],
         ),
         # ... and on the short day it goes from 01:30 CET straight to 03:00 CEST.
         (

@@ -21,9 +21,9 @@ from sandbox_kit.notify import (
     compose,
     deliver,
     event_of,
+    log_tail,
     redact,
 )
-from sandbox_kit.scheduler import log_tail
 from tests.conftest import script
 from tests.scheduling import Mailbox, mailbox, text_of, wait_for
 

@@ -105,7 +105,7 @@ def test_the_upload_card_stores_data_sets(lite: Sandbox) -> None:
     assert "leads out of its folder" in card.message.value
     assert [d.label for d in lite.data_sets()] == ["Load_Forecast@1"]
     card.kind.value = "model"
-    assert card.model_type.layout.display == "" and card.chooser.accept == ".py"
+    assert card.model_type.layout.display == "" and card.chooser.accept == ".py,.ipynb"
 
 
 def test_the_control_panel_runs_with_a_data_source_and_the_cache(lite: Sandbox) -> None:

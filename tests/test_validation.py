@@ -160,7 +160,7 @@ def test_exactly_at_limit_passes(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["model.txt", "model.py.exe", "model", "model.pyc", "model.pyw"])
 def test_wrong_extension_rejected(tmp_path: Path, name: str) -> None:
     err = _rejected(tmp_path, name, b"x = 1\n")
-    assert err.reason == "only .py files can be uploaded"
+    assert err.reason == "only .py and .ipynb files can be uploaded"
     assert err.filename == name
 
 
@@ -323,7 +323,7 @@ def test_checker_failures_are_validation_errors(
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("m.txt", b"", "only .py files can be uploaded"),
+        ("m.txt", b"", "only .py and .ipynb files can be uploaded"),
         ("m.py", b"\x00" * 20, "file is 20 bytes; the limit is 19 bytes"),
         ("m.py", b"  ", "file is empty"),
         ("m.py", b"\xe9\x00", "file contains NUL bytes"),

@@ -156,7 +156,7 @@ def test_wrong_extension_is_rejected(lite: Sandbox) -> None:
     choose(card, "notes.txt", b"print('hi')\n")
     card.button.click()
     assert "sk-msg-error" in card.message.value
-    assert "notes.txt" in card.message.value and "only .py files" in card.message.value
+    assert "notes.txt" in card.message.value and "only .py and .ipynb files" in card.message.value
     assert lite.models() == []
 
 

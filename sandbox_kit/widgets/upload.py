@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
 
 TYPE_OPTIONS = [(f"{t.value} — {t.label}", t.value) for t in ModelType]
+_MODEL_FILES = ".py,.ipynb"  # scripts and notebook models (issue 14)
 
 
 class UploadCard(W.VBox):  # type: ignore[misc]
@@ -46,7 +47,7 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         )
         self.kind.add_class("sk-upload-kind")
         self.chooser = W.FileUpload(
-            accept=".py", multiple=False, description="Choose .py file", icon="file-code"
+            accept=_MODEL_FILES, multiple=False, description="Choose model file", icon="file-code"
         )
         self.chooser.add_class("sk-chooser")
         self.chosen = W.HTML('<span class="sk-muted">No file chosen</span>')
@@ -112,8 +113,8 @@ class UploadCard(W.VBox):  # type: ignore[misc]
 
     def _on_kind(self) -> None:
         data = self.kind.value == "data"
-        self.chooser.accept = "" if data else ".py"
-        self.chooser.description = "Choose a file" if data else "Choose .py file"
+        self.chooser.accept = "" if data else _MODEL_FILES
+        self.chooser.description = "Choose a file" if data else "Choose model file"
         self.title.value = self.title.value.replace(
             *(
                 ("Upload a model", "Add a data set")

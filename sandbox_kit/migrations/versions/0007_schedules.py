@@ -77,9 +77,7 @@ def upgrade() -> None:
         sa.Column("created_at", _MOMENT, nullable=False),
         sa.Column("updated_at", _MOMENT, nullable=False),
     )
-    op.create_index(
-        "uq_schedule_fires", "schedule_fires", ["schedule_id", "fire_at"], unique=True
-    )
+    op.create_index("uq_schedule_fires", "schedule_fires", ["schedule_id", "fire_at"], unique=True)
     op.create_index("ix_schedule_fires_outcome", "schedule_fires", ["outcome"])
     op.create_table(
         "scheduler_lease",
