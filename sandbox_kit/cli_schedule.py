@@ -202,6 +202,8 @@ def _scheduler(args: argparse.Namespace) -> int:
 
     from sandbox_kit.cron import clock_from_env
     from sandbox_kit.db import public_url
+    from sandbox_kit.errors import ValidationError
+    from sandbox_kit.notify import apprise_module
     from sandbox_kit.scheduler import Scheduler
 
     clock, scale = clock_from_env()
@@ -210,6 +212,11 @@ def _scheduler(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if settings_notify := sb.settings.notify:
+        try:
+            apprise_module()
+        except ValidationError as exc:  # say it now, not only on each job's record
+            log.error("SANDBOX_NOTIFY has %d target(s), but %s", len(settings_notify), exc)
     scheduler = Scheduler(sb, clock=clock, scale=scale, log=log)
     settings = sb.settings
     log.info(

@@ -17,6 +17,7 @@ interpreter (it imports nothing of sandbox_kit), and:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -52,8 +53,7 @@ def parameters_source(config: dict[str, Any]) -> str:
 
 
 def _inject(nb: Any, config: dict[str, Any]) -> None:
-    import nbformat
-
+    nbformat: Any = importlib.import_module("nbformat")  # untyped
     cell = nbformat.v4.new_code_cell(parameters_source(config))
     cell.metadata["tags"] = ["injected-parameters"]
     tagged = [
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     result_dir = Path(os.environ.get("SANDBOX_RESULT_DIR") or job_dir)
     _kernel_home(job_dir)
 
-    import nbformat
+    nbformat: Any = importlib.import_module("nbformat")  # untyped
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         injected = "injected-parameters" in cell.get("metadata", {}).get("tags", [])
         numbers[i] = "parameters" if injected else str(i + 1 - (i > 0 and _injected_before(nb, i)))
 
-    class _Client(NotebookClient):  # type: ignore[misc]
+    class _Client(NotebookClient):
         def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
             out = super().output(outs, msg, display_id, cell_index)
             if out is not None:

@@ -167,9 +167,8 @@ def _as_python(source: str) -> str:
     lines = []
     for line in source.splitlines():
         body = line.lstrip()
-        if body.startswith(("%", "!")):
-            line = line[: len(line) - len(body)] + "pass"
-        lines.append(line)
+        magic = body.startswith(("%", "!"))
+        lines.append(line[: len(line) - len(body)] + "pass" if magic else line)
     return "\n".join(lines)
 
 

@@ -7,8 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from sandbox_kit import Sandbox
 from tests.conftest import cli, script
+
+pytestmark = pytest.mark.slow  # a dozen CLI processes each
 
 
 def test_add_list_show_pause_resume_delete(home: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -10,6 +12,7 @@ import pytest
 
 from sandbox_kit import Job, JobStatus, Sandbox, ValidationError
 from sandbox_kit.notebook_runner import EXECUTED_NAME, parameters_source
+from sandbox_kit.widgets.results import ResultsView, notebook_html
 from tests.test_runner import assert_no_process_left, texts, wait_for_line
 
 
@@ -152,13 +155,25 @@ def test_outputs_stream_in_order_between_cell_markers(lite: Sandbox) -> None:
     )
     info = job.wait(timeout=120)
     assert info.status is JobStatus.SUCCESS, (info.reason, texts(job))
-    lines = [t for t in texts(job) if "Kernel" not in t]
+    # Two pipes: the order holds within each stream, as for scripts.
+    lines = [line.text for line in job.logs() if line.stream == "stdout"]
     start2 = lines.index("[cell 2] start")
-    assert lines[start2 + 1 : start2 + 3] == ["one", "warn"]
-    assert lines[start2 + 3].startswith("[cell 2] done in ")
-    assert lines[-3:-1] == ["[cell 3] start", "42"] and lines[-1].startswith("[cell 3] done in ")
-    assert info.metrics.get("gap") == 0.5
-    assert (Path(info.result_dir) / EXECUTED_NAME).exists()
+    assert lines[start2 + 1] == "one" and lines[start2 + 2].startswith("[cell 2] done in ")
+    assert lines[-4:-1] == ["[cell 3] start", "::metric gap=0.5", "42"]
+    assert lines[-1].startswith("[cell 3] done in ")
+    assert [(x.stream, x.level) for x in job.logs() if x.text == "warn"] == [("stderr", "ERROR")]
+    assert [(p.name, p.value) for p in job.metric_points()] == [("gap", 0.5)]
+    # Results offers the executed notebook and its HTML rendering as downloads.
+    files = ResultsView(lite, start=False).files.value
+    embedded = dict(re.findall(r"download='([^']+)' href='data:[^']*base64,([^']*)'", files))
+    executed = nbformat.reads(base64.b64decode(embedded[EXECUTED_NAME]).decode(), as_version=4)
+    assert executed.cells[-1].outputs[-1].data["text/plain"] == "42"
+    page = base64.b64decode(embedded["executed.html"]).decode()
+    assert page.lstrip().lower().startswith("<!doctype html") and "::metric gap=0.5" in page
+
+
+def test_a_broken_executed_notebook_is_offered_without_a_rendering() -> None:
+    assert notebook_html(b"{not json") is None
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from sandbox_kit import Sandbox
+from sandbox_kit.cron import clock_from_env
 from sandbox_kit.records import JobStatus
 from tests.conftest import cli, script
 from tests.scheduling import Mailbox, free_port, mailbox, text_of, wait_for
@@ -85,6 +86,7 @@ def test_two_schedulers_fire_each_minute_once_and_survive_a_killed_leader(
             "SANDBOX_DB_URL": db_url,
             "SANDBOX_SCHEDULER_CLOCK": f"{SCALE}@{time.time()}",
         }
+        clock, _ = clock_from_env(env)  # the schedulers' clock
         logs = [tmp_path / "one.log", tmp_path / "two.log"]
         procs = [start_scheduler(home, env, processes, log) for log in logs]
         # Three minutes on the schedule's clock.
@@ -101,10 +103,12 @@ def test_two_schedulers_fire_each_minute_once_and_survive_a_killed_leader(
         assert _leader_pid(sb) == survivor.pid
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=60) == 0
-        # Released on the way out: no other scheduler would wait for it to expire.
+        # Released on the way out (a held lease would expire seconds from now on that clock):
+        # no other scheduler has to wait for it.
         with sb.lifecycle.conn.read() as st:
-            (expires,) = st.run("SELECT expires_at FROM scheduler_lease").one() or (None,)
-        assert expires is not None
+            row = st.run("SELECT expires_at FROM scheduler_lease").one()
+            expires = None if row is None else st.moment(row[0])
+        assert expires is not None and expires <= clock()
         fired = _submitted(sb, schedule.id)
         times = [t for t, _ in fired]
         assert times == sorted(set(times))  # unique

@@ -44,10 +44,12 @@ class AuditView(View):
             continuous_update=False,
             layout=W.Layout(width="240px"),
         )
-        self.action_filter = W.Dropdown(
-            options=[("All actions", "")] + [(a, a) for a in ACTIONS],
-            value="",
+        # Free text with suggestions: other features record actions of their own.
+        self.action_filter = W.Combobox(
+            options=list(ACTIONS),
+            placeholder="any action",
             description="Action",
+            continuous_update=False,
             layout=W.Layout(width="220px"),
         )
         for control in (self.actor_filter, self.action_filter):
@@ -64,7 +66,7 @@ class AuditView(View):
         """Re-read the newest entries with the current filters."""
         entries = self.sandbox.audit(
             actor=self.actor_filter.value.strip() or None,
-            action=self.action_filter.value or None,
+            action=self.action_filter.value.strip() or None,
             limit=self.rows,
         )
         set_if_changed(self.table, "value", table_html(entries))

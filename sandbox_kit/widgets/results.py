@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import difflib
 import html
+import importlib
 import io
 import json
 import logging
@@ -28,6 +29,7 @@ from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.humanize import duration, size, when
 from sandbox_kit.jobs import Job
 from sandbox_kit.logs import LogTail
+from sandbox_kit.notebook_runner import EXECUTED_NAME
 from sandbox_kit.records import JobInfo, JobStatus, LogLine
 from sandbox_kit.results import RESULT_FILE
 from sandbox_kit.telemetry import MetricPoint, metrics_from_lines
@@ -412,6 +414,15 @@ def _files_html(job: Job, budget: int) -> str:
         budget -= len(data)
         href = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
         links.append(f"<li><a download='{name}' href='{href}'>{name}</a> ({size(len(data))})</li>")
+        if path.name == EXECUTED_NAME:  # a notebook model's executed notebook (issue 14)
+            rendered = notebook_html(data)
+            if rendered is not None and len(rendered) <= min(budget, _FILE_INLINE_MAX):
+                budget -= len(rendered)
+                href = "data:text/html;base64," + base64.b64encode(rendered).decode()
+                links.append(
+                    f"<li><a download='executed.html' href='{href}'>executed.html</a> "
+                    f"(the notebook rendered, {size(len(rendered))})</li>"
+                )
     if len(files) > _FILES_SHOWN:
         links.append(
             f"<li class='sk-muted'>more files: only the first {_FILES_SHOWN} are listed</li>"
@@ -430,6 +441,22 @@ def _files_html(job: Job, budget: int) -> str:
         + "</ul>"
         + note
     )
+
+
+def notebook_html(data: bytes) -> bytes | None:
+    """An executed notebook rendered as a standalone HTML page (``None`` if it cannot be).
+
+    The notebook's outputs are the model's: nbconvert sanitises their HTML, and the page is
+    offered as a download, never shown inside the dashboard.
+    """
+    try:
+        nbformat: Any = importlib.import_module("nbformat")  # both untyped
+        nbconvert: Any = importlib.import_module("nbconvert")
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        body, _ = nbconvert.HTMLExporter(sanitize_html=True).from_notebook_node(nb)
+    except Exception:  # a model's broken notebook must not break the view
+        return None
+    return str(body).encode("utf-8")
 
 
 def _label(info: JobInfo) -> str:

@@ -186,9 +186,7 @@ def test_kernels_of_a_killed_browser_are_culled_and_its_job_runs_on(
             remote.close()
 
 
-def test_a_reload_shuts_down_the_kernel_it_leaves(
-    browser: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_a_reload_shuts_down_the_kernel_it_leaves(browser: Any, tmp_path: Path) -> None:
     # No culling here: only the page's unload beacon can end the old kernel. Voilà's page did
     # not set the _xsrf cookie the beacon sends, so it was refused (voila#1458) and every
     # reload leaked a kernel until the server stopped.
@@ -201,8 +199,8 @@ def test_a_reload_shuts_down_the_kernel_it_leaves(
             first = {k.pid for k in running.kernels()}
             assert len(first) == 1
             for _ in range(2):
-                page.reload()
-                open_dashboard(page, running.server)
+                page.reload()  # once the page is interactive: its beacon is armed by then
+                page.wait_for_selector(".sk-run-DMO")
             _eventually(lambda: len(running.kernels()) == 1, "one kernel for one page", 60)
             assert {k.pid for k in running.kernels()}.isdisjoint(first)
         finally:
