@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8866
 TOKEN  ?=
+CULL_AFTER ?=
 SANDBOX_HOME ?= $(CURDIR)
 export SANDBOX_HOME
 
@@ -35,7 +36,8 @@ isolation:
 		|| echo "Warning: could not install bubblewrap; see 'sandbox-kit doctor'"; }
 
 serve: $(STAMP) isolation
-	$(BIN)/sandbox-kit serve --host $(HOST) --port $(PORT) $(if $(TOKEN),--token $(TOKEN))
+	$(BIN)/sandbox-kit serve --host $(HOST) --port $(PORT) $(if $(TOKEN),--token $(TOKEN)) \
+		$(if $(CULL_AFTER),--cull-after $(CULL_AFTER))
 
 lint: $(STAMP)
 	$(BIN)/ruff check sandbox_kit tests bench models/examples

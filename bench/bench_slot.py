@@ -42,12 +42,10 @@ def main() -> None:
     base = median([bare(str(path)) for _ in range(ROUNDS)])
     ours = median([held(sb, model.id) for _ in range(ROUNDS)])
     print(
-        f"slot: bare run {base * 1000:.0f} ms, slot held {ours * 1000:.0f} ms "
-        f"(median of {ROUNDS})"
+        f"slot: bare run {base * 1000:.0f} ms, slot held {ours * 1000:.0f} ms (median of {ROUNDS})"
     )
     print(
-        f"slot: ratio {ours / base:.2f}, overhead {(ours - base) * 1000:.0f} ms "
-        f"(target <= 100 ms)"
+        f"slot: ratio {ours / base:.2f}, overhead {(ours - base) * 1000:.0f} ms (target <= 100 ms)"
     )
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from sandbox_kit.jobs import Event, Job
     from sandbox_kit.records import (
+        AuditEntry,
         DataSet,
         JobInfo,
         JobStatus,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _WHERE = {
+    "AuditEntry": "sandbox_kit.records",
     "ConflictError": "sandbox_kit.errors",
     "DataSet": "sandbox_kit.records",
     "DatabaseError": "sandbox_kit.errors",
@@ -78,6 +80,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "AuditEntry",
     "ConflictError",
     "DataSet",
     "DatabaseError",

@@ -38,10 +38,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from sandbox_kit.dbapi import PG_WRITE_LOCK
 from sandbox_kit.errors import DatabaseError, SchemaVersionError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-_PG_WRITE_LOCK = 0x5A4D_0001  # arbitrary, fixed key for the advisory lock
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -360,7 +360,7 @@ class Database:
         """A session in a write transaction that holds the database's write lock."""
         with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
             if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
             yield session
 
     def revision(self) -> str | None:
@@ -396,7 +396,7 @@ class Database:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self._write_engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 

@@ -138,9 +138,13 @@ class Connection:
         try:
             yield st
             raw.commit() if self.dialect == "postgresql" else cursor.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: a KeyboardInterrupt must not leave BEGIN IMMEDIATE holding the
+            # database's write lock.
             with contextlib.suppress(Exception):
                 raw.rollback() if self.dialect == "postgresql" else cursor.execute("ROLLBACK")
+            if not isinstance(exc, Exception):
+                raise
             self._broken(exc, raw)
         finally:
             if self._pooled:

@@ -103,10 +103,17 @@ def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:
     with _started_lock:
         _started.add(proc.pid)
     threading.Thread(target=_reap, args=(proc,), name=f"reap-{job.job_id}", daemon=True).start()
-    retry(
-        lambda: lifecycle.spawned(job.job_id, pid=proc.pid, pid_started=create_time(proc.pid)),
-        give_up_after_s=30.0,
-    )
+    # From here the supervisor runs the job whatever happens to this record: a failure to
+    # write it must not end the job (the supervisor records its own pid when it starts).
+    try:
+        retry(
+            lambda: lifecycle.spawned(job.job_id, pid=proc.pid, pid_started=create_time(proc.pid)),
+            give_up_after_s=30.0,
+        )
+    except TransientError as exc:
+        from sandbox_kit.oplog import logger
+
+        logger(spec.get("home")).warning("job %s: supervisor pid not recorded: %s", job.job_id, exc)
 
 
 def started_supervisors() -> set[int]:

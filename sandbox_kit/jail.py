@@ -27,7 +27,8 @@ turns the supervisor's model command into one that runs under bubblewrap (``bwra
   counts per namespace and uid, so the limit holds one job's tree, not every process of the
   sandbox's user. A cgroup would be the alternative, but delegating one is rarely possible.
 
-util-linux ``unshare`` + ``setpriv`` is the fallback (level ``partial``): the same identity,
+util-linux ``unshare`` + ``setpriv`` is the fallback (level ``partial``, as root only: an
+ordinary user's job would keep the sandbox's uid): the same job uid,
 pid, network, IPC and UTS separation and the process limit, but **no filesystem view** (the
 model sees the host's files with the job uid's permissions) and the model is pid 1 of its
 namespace (SIGTERM without a handler is ignored; stop it with SIGKILL). bwrap is preferred
@@ -264,6 +265,8 @@ def wrap(
     switch = (uid, uid if gid is None else gid) if support.root and uid is not None else None
     limit = _prlimit(support, max_procs)
     if tool == "unshare":
+        if not support.root:
+            raise RunError(f"isolation unavailable: unshare + setpriv {_unshare_problem(support)}")
         return _unshare_argv(support, argv, network=network, switch=switch, limit=limit)
     if support.bwrap is None:
         raise RunError(
@@ -508,6 +511,10 @@ def _bwrap_problem(found: JailSupport) -> str | None:
 
 
 def _unshare_problem(found: JailSupport) -> str | None:
+    if not found.root:
+        # Without a filesystem view the job would run as the sandbox's own uid and could
+        # rewrite the registry: that is no isolation worth the name.
+        return "needs root (as an ordinary user the job would keep the sandbox's uid)"
     if found.unshare is None or found.setpriv is None:
         names = (("unshare", found.unshare), ("setpriv", found.setpriv))
         missing = " and ".join(name for name, path in names if not path)

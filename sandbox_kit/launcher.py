@@ -32,7 +32,7 @@ from sandbox_kit.config import Paths, Settings
 from sandbox_kit.datasource import Source
 from sandbox_kit.db import Database
 from sandbox_kit.errors import RunError, ValidationError
-from sandbox_kit.lifecycle import Guard, Lifecycle, utcnow
+from sandbox_kit.lifecycle import CancelTicket, Guard, Lifecycle, utcnow
 from sandbox_kit.records import Model, dumps_config
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -192,9 +192,9 @@ def submit(
     return job_id
 
 
-def cancel(lifecycle: Lifecycle, job_id: str, *, actor: str | None = None) -> None:
+def cancel(lifecycle: Lifecycle, job_id: str, *, actor: str | None = None) -> CancelTicket:
     """Stop a job: a queued one never starts, a running one's tree is killed, a finished one
-    is left alone. ``actor`` is recorded in the audit trail."""
+    is left alone. ``actor`` is recorded in the audit trail. Returns what the lifecycle did."""
     ticket = lifecycle.cancel(job_id, actor=actor)
     # The supervisor reads the flag at its next heartbeat; once it has beaten, its signal
     # handlers are installed and SIGUSR1 ("cancel requested") makes the cancel immediate.
@@ -203,6 +203,7 @@ def cancel(lifecycle: Lifecycle, job_id: str, *, actor: str | None = None) -> No
     if ticket.supervisor_ready and pid and _same_process(pid, ticket.supervisor_started):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGUSR1)
+    return ticket
 
 
 def reconcile(

@@ -43,6 +43,8 @@ from sandbox_kit.dbapi import Connection, Statements
 from sandbox_kit.errors import NotFoundError
 
 QUEUED, RUNNING = "queued", "running"
+#: What a heartbeat can tell a supervisor (:meth:`Lifecycle.heartbeat`).
+CANCEL, GONE = "cancel", "gone"
 TERMINAL = ("success", "failed", "cancelled", "timeout", "lost")
 _VERDICTS = frozenset({"success", "failed", "cancelled", "timeout"})
 _FINISH_COLUMNS = frozenset(
@@ -303,7 +305,7 @@ class Lifecycle:
         with self.conn.write() as st:
             st.run(
                 "UPDATE jobs SET supervisor_pid = :pid, supervisor_started = :ps, "
-                "started_at = :now WHERE id = :id AND status = :r",
+                "started_at = COALESCE(started_at, :now) WHERE id = :id AND status = :r",
                 {"pid": pid, "ps": pid_started, "now": self.now(), "id": job_id, "r": RUNNING},
             )
 
@@ -318,10 +320,10 @@ class Lifecycle:
         supervisor_pid: int,
         supervisor_started: float | None,
         isolation: str,
-    ) -> bool:
-        """The supervisor's first word: the model runs. Returns True if a cancel is pending."""
+    ) -> str | None:
+        """The supervisor's first word: the model runs. Returns what :meth:`heartbeat` does."""
         with self.conn.write() as st:
-            st.run(
+            done = st.run(
                 "UPDATE jobs SET started_at = :started, heartbeat_at = :now, model_pid = :mp, "
                 "model_started = :ms, host = :host, python_version = :pv, "
                 "supervisor_pid = :sp, supervisor_started = :ss, isolation = :iso "
@@ -340,16 +342,21 @@ class Lifecycle:
                     "r": RUNNING,
                 },
             )
-            return _cancel_flag(st, job_id)
+            return _beat(done, job_id)
 
-    def heartbeat(self, job_id: str) -> bool:
-        """Prove the supervisor is alive; returns True when a cancel was requested."""
+    def heartbeat(self, job_id: str) -> str | None:
+        """Prove the supervisor is alive.
+
+        Returns :data:`CANCEL` when a cancel was requested, :data:`GONE` when the job is no
+        longer running (it was ended elsewhere, e.g. marked lost: the supervisor must stop
+        its model), else None.
+        """
         with self.conn.write() as st:
-            st.run(
+            done = st.run(
                 "UPDATE jobs SET heartbeat_at = :now WHERE id = :id AND status = :r",
                 {"now": self.now(), "id": job_id, "r": RUNNING},
             )
-            return _cancel_flag(st, job_id)
+            return _beat(done, job_id)
 
     def finish(self, job_id: str, status: str, **values: Any) -> bool:
         """``running`` -> ``status`` (a verdict), once; returns False if it had ended already.
@@ -504,6 +511,8 @@ def _pools(names: str | None) -> list[str]:
     return [name for name in (names or "").split("+") if name]
 
 
-def _cancel_flag(st: Any, job_id: str) -> bool:
-    row = st.run("SELECT cancel_requested FROM jobs WHERE id = :id", {"id": job_id}).one()
-    return bool(row and row[0])
+def _beat(update: Any, job_id: str) -> str | None:
+    if update.rowcount == 0:
+        return GONE
+    row = update.run("SELECT cancel_requested FROM jobs WHERE id = :id", {"id": job_id}).one()
+    return CANCEL if row and row[0] else None

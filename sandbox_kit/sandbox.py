@@ -324,7 +324,8 @@ class Sandbox:
         is left as it is."""
         # No dispatch here: a queued job held no slot, and a running one's supervisor starts
         # the next queued jobs once the tree is really gone.
-        launcher.cancel(self.lifecycle, job_id, actor=self.actor)
+        if launcher.cancel(self.lifecycle, job_id, actor=self.actor).ended:
+            self.paths.secrets(job_id).unlink(missing_ok=True)  # its supervisor never will
 
     def audit(
         self,
@@ -387,6 +388,8 @@ class Sandbox:
             lost_after_s=self.settings.lost_after_s,
             now=self.lifecycle.now if now is None else (lambda: now),
         )
+        for job_id in lost:  # a supervisor that died before starting its model left them
+            self.paths.secrets(job_id).unlink(missing_ok=True)
         # Also starts queued jobs left behind by a process that exited before a slot freed.
         self._dispatch()
         return lost

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox_kit.errors import SandboxKitError
+from sandbox_kit.lifecycle import CANCEL, GONE
 from sandbox_kit.logs import LogWriter
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -110,6 +111,7 @@ class Supervisor:
     def _start(self) -> str | None:
         """Start the model (jailed unless isolation is off); returns why it could not start."""
         spec = self.spec
+        secrets = _take_secrets(spec)  # first: the file goes whatever happens next
         interpreter = spec["interpreter"]
         if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
             return f"interpreter not found or not executable: {interpreter}"
@@ -121,7 +123,7 @@ class Supervisor:
             problem = _check_model(model_fd, spec.get("model_sha256"))
             if problem is not None:
                 return problem
-            env = {**spec["env"], **_take_secrets(spec), **thread_env(spec.get("threads", 1))}
+            env = {**spec["env"], **secrets, **thread_env(spec.get("threads", 1))}
             launcher = str(Path(__file__).with_name("rlimit_exec.py"))
             limits = [str(v or 0) for v in spec["limits"]]
             # abspath: a "../" in the path would not resolve inside the jail's filesystem view.
@@ -240,6 +242,8 @@ class Supervisor:
                     self.stop_cause = "signal"
                 elif self.registrar.cancel.is_set():
                     self.stop_cause = "cancel"
+                elif self.registrar.gone.is_set():
+                    self.stop_cause = "gone"
                 if self.stop_cause is None and deadline is not None and now >= deadline:
                     self.stop_cause = "timeout"
                 if self.stop_cause is not None:
@@ -299,7 +303,8 @@ class Supervisor:
         assert self.proc is not None
         me = psutil.Process()
         spared: set[int | None] = set()
-        if self._jail_tool is not None and sig == signal.SIGTERM:
+        if self._jail_tool == "bwrap" and sig == signal.SIGTERM:
+            # Under unshare the jail's pid 1 is the model itself: it must get the SIGTERM.
             from sandbox_kit import jail
 
             spared = {self.proc.pid, jail.init_pid(self.proc.pid)}
@@ -320,6 +325,8 @@ class Supervisor:
             return "timeout", f"wall-clock timeout after {self.spec['timeout_s']:g} s"
         if self.stop_cause == "signal":
             return "cancelled", "supervisor was asked to stop (SIGTERM)"
+        if self.stop_cause == "gone":  # not recorded: the job already has its end
+            return "cancelled", "the job was ended elsewhere (e.g. marked lost); model stopped"
         if rc == 0:
             return "success", None
         limit = _limit_reason(rc, self.log.stderr_tail, self.spec["limits"])
@@ -338,6 +345,9 @@ class Supervisor:
         """Outcome, objective and metrics from ``result.json``, read within the limits."""
         from sandbox_kit.results import summarize
 
+        if Path(self.spec["result_dir"]).is_symlink():
+            self.log.note("result not used: the result folder was replaced by a link", _ms(), b"W")
+            return {"error": "unreadable result: the result folder was replaced by a link"}
         found = summarize(
             self.spec["result_dir"],
             max_bytes=self.spec.get("result_max_bytes", 1 << 20),
@@ -373,6 +383,10 @@ class Supervisor:
 
         self.registrar.stop()
         lifecycle = self.registrar.lifecycle()
+        if not self.registrar.announced and self.proc is not None:
+            # A model that ended before its first heartbeat: still record where and how it ran.
+            with contextlib.suppress(TransientError):
+                retry(lambda: self.registrar.announce(lifecycle), give_up_after_s=30.0)
 
         def warn(exc: Exception, delay: float) -> None:
             self.oplog.warning(
@@ -402,6 +416,9 @@ class Registrar:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         self.cancel = threading.Event()
+        self.gone = threading.Event()
+        self.announced = False
+        self._started = datetime.now(UTC)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -409,9 +426,8 @@ class Registrar:
 
     def start(self, started: datetime) -> None:
         """Begin recording in the background (the model is already running)."""
-        self._thread = threading.Thread(
-            target=self._run, args=(started,), name="registrar", daemon=True
-        )
+        self._started = started
+        self._thread = threading.Thread(target=self._run, name="registrar", daemon=True)
         self._thread.start()
 
     def poke(self) -> None:
@@ -433,31 +449,20 @@ class Registrar:
         job = self.supervisor.job_id
         return Lifecycle(Connection(self.supervisor.spec["db_url"], name=f"sandbox-kit job {job}"))
 
-    def _run(self, started: datetime) -> None:
+    def _run(self) -> None:
         from sandbox_kit.dbapi import TransientError
 
         sup = self.supervisor
         spec = sup.spec
         lifecycle = self.lifecycle()
-        announced = False
         failing_since: float | None = None
         delay = 0.1
         while not self._stop.is_set():
             try:
-                if not announced and sup.proc is not None:
-                    cancel = lifecycle.started(
-                        sup.job_id,
-                        started=started,
-                        model_pid=sup.proc.pid,
-                        model_started=_create_time(sup.proc.pid),
-                        python_version=spec["python_version"],
-                        supervisor_pid=os.getpid(),
-                        supervisor_started=_create_time(os.getpid()),
-                        isolation=sup.isolation,
-                    )
-                    announced = True
+                if not self.announced and sup.proc is not None:
+                    beat = self.announce(lifecycle)
                 else:
-                    cancel = lifecycle.heartbeat(sup.job_id)
+                    beat = lifecycle.heartbeat(sup.job_id)
             except TransientError as exc:
                 if failing_since is None:
                     failing_since = time.monotonic()
@@ -476,10 +481,29 @@ class Registrar:
                     time.monotonic() - failing_since,
                 )
                 failing_since, delay = None, 0.1
-            if cancel:
+            if beat == GONE:
+                self.gone.set()  # ended elsewhere (e.g. marked lost): stop the model
+            elif beat == CANCEL:
                 self.cancel.set()
             self._pause(spec["heartbeat_s"])
         lifecycle.conn.close()
+
+    def announce(self, lifecycle: Any) -> str | None:
+        """Record that the model runs (pid, host, isolation, ...); returns the first beat."""
+        sup = self.supervisor
+        assert sup.proc is not None
+        beat: str | None = lifecycle.started(
+            sup.job_id,
+            started=self._started,
+            model_pid=sup.proc.pid,
+            model_started=_create_time(sup.proc.pid),
+            python_version=sup.spec["python_version"],
+            supervisor_pid=os.getpid(),
+            supervisor_started=_create_time(os.getpid()),
+            isolation=sup.isolation,
+        )
+        self.announced = True
+        return beat
 
     def _pause(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -618,7 +642,8 @@ def _create_time(pid: int) -> float | None:
 
 def _make_read_only(folder: Path) -> None:
     # A finished job's results are an input to later runs (DATA_SOURCE_DIR); freeze them.
-    if not folder.is_dir():
+    # A result folder the model replaced by a link is not followed (it may point anywhere).
+    if folder.is_symlink() or not folder.is_dir():
         return
     for path in [*folder.rglob("*"), folder]:
         if path.is_symlink():

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sandbox_kit.db import Database
 from sandbox_kit.dbapi import Connection
 from sandbox_kit.errors import NotFoundError
-from sandbox_kit.lifecycle import Lifecycle
+from sandbox_kit.lifecycle import CANCEL, GONE, Lifecycle
 
 DRIVER = Path(__file__).with_name("lifecycle_driver.py")
 LIMIT = 2
@@ -95,8 +95,9 @@ def test_cancel_of_queued_running_finished_and_missing_jobs(lifecycle: Lifecycle
     lifecycle.claim(4, {})
     ticket = lifecycle.cancel("R")
     assert (ticket.status, ticket.ended, lifecycle.status("R")) == ("running", False, "running")
-    assert lifecycle.heartbeat("R") is True  # the supervisor learns of it
+    assert lifecycle.heartbeat("R") == CANCEL  # the supervisor learns of it
     assert lifecycle.finish("R", "cancelled", reason="killed by cancel")
+    assert lifecycle.heartbeat("R") == GONE  # ended: a supervisor still beating must stop
     assert lifecycle.cancel("R").status == "cancelled"  # finished: left alone
     with pytest.raises(NotFoundError):
         lifecycle.cancel("nope")

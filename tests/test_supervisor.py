@@ -94,3 +94,14 @@ def test_a_finishing_supervisor_runs_the_next_queued_job_itself(
     assert len(pids) == 1 and None not in pids
     assert infos[0].finished_at and infos[1].started_at
     assert infos[0].finished_at <= infos[1].started_at  # one at a time: the limit held
+
+
+def test_a_job_ended_elsewhere_is_stopped_by_its_supervisor(lite: Sandbox) -> None:
+    # Another host's reconciliation marked it lost while its supervisor lived: the next
+    # heartbeat finds the job no longer running, and the model must not run on unrecorded.
+    job = lite.run(upload(lite, "hang.py"))
+    _wait_for_heartbeat(lite, job.id)
+    assert lite.lifecycle.mark_lost(job.id, "judged lost by another host")
+    assert_no_process_left(job)
+    info = job.refresh().info
+    assert (info.status, info.reason) == (JobStatus.LOST, "judged lost by another host")

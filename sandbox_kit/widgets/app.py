@@ -80,8 +80,14 @@ class Dashboard(View):
         header = W.HBox([header, self.bell])
         header.add_class("sk-header-row")
         left = W.VBox([self.upload], layout=W.Layout(width="360px", flex="none"))
-        right = W.VBox([self.control, self.logs], layout=W.Layout(flex="1 1 auto", min_width="0"))
+        # Narrower than upload card + control panel (JupyterLab with its side panel open), the
+        # control panel wraps under the upload card instead of being squeezed (issue 14).
+        right = W.VBox(
+            [self.control, self.logs],
+            layout=W.Layout(flex="1 1 auto", min_width="min(100%, 560px)"),
+        )
         top = gapped(W.HBox([left, right], layout=W.Layout(align_items="flex-start")), "lg")
+        top.add_class("sk-top")
         hidden = [] if self.presence is None else [self.presence.button]
         super().__init__(
             [W.HTML(CSS), header, top, self.tabs, *hidden], layout=W.Layout(padding="8px")
@@ -116,7 +122,9 @@ def dashboard(sandbox: Sandbox | None = None, *, display: bool = True) -> Dashbo
 
     Args:
         sandbox: the sandbox to show (default: one opened from ``SANDBOX_HOME``).
-        display: display it now (set False to embed it in your own layout).
+        display: display it now (set False to embed it in your own layout; under
+            ``sandbox-kit serve`` also display ``HTML(app.presence.script())``, or the views
+            stop refreshing once the grace period passes without a heartbeat).
     """
     if sandbox is None:
         from sandbox_kit.sandbox import Sandbox

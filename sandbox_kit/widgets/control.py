@@ -98,6 +98,7 @@ class TypeRow(W.VBox):  # type: ignore[misc]
                 layout=W.Layout(align_items="center"),
             )
         )
+        line.add_class("sk-row-line")  # wraps at narrow widths instead of clipping (issue 14)
         super().__init__([line, extra, self.message])
         self.add_class("sk-row")
 

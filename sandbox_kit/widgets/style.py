@@ -95,7 +95,12 @@ CSS = """
 .sk-cached { display: inline-block; background: #ede9fe; color: #5b21b6; font-size: 11px;
   font-weight: 700; border-radius: 999px; padding: 1px 8px; margin-left: 4px;
   vertical-align: middle; }
-.sk-row-extra { padding-left: 564px; }
+.sk-row-extra { padding-left: clamp(0px, calc(100% - 420px), 564px); flex-wrap: wrap; }
+.sk-top { flex-wrap: wrap; }
+.sk-row-line { flex-wrap: wrap; row-gap: 6px; }
+.sk-row-line > * { flex-shrink: 0; }
+.sk-row-line > .widget-textarea { flex: 1 1 200px; min-width: 160px; }
+.sk-row-line > .widget-button { width: auto !important; min-width: 90px; }
 .sk-row-extra .widget-dropdown > select { font-size: 12px; }
 .sk-sweep-table { max-height: 360px; overflow: auto; border: 1px solid #e4e7eb;
   border-radius: 6px; }
