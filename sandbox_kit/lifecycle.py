@@ -261,13 +261,14 @@ class Lifecycle:
             taken = {slot for _, _, _, slot in rows if slot is not None}
             if free <= 0:
                 return []
+            # Not the specs: a sweep may queue a thousand jobs, and only a few are claimed.
             queued = st.run(
-                "SELECT id, model_type, spec, threads, tokens FROM jobs WHERE status = :q "
+                "SELECT id, model_type, threads, tokens FROM jobs WHERE status = :q "
                 "ORDER BY created_at, id",
                 {"q": QUEUED},
             ).all()
             now = self.now()
-            for job_id, model_type, spec, asked, names in queued:
+            for job_id, model_type, asked, names in queued:
                 if free <= 0:
                     break
                 cap = per_type.get(model_type)
@@ -296,7 +297,9 @@ class Lifecycle:
                 running[model_type] += 1
                 used.update(wanted)
                 free -= width
-                job_spec = {**json.loads(spec), "slot": slot, "threads": width}
+                row = st.run("SELECT spec FROM jobs WHERE id = :id", {"id": job_id}).one()
+                assert row is not None
+                job_spec = {**json.loads(row[0]), "slot": slot, "threads": width}
                 claimed.append(Claimed(job_id, job_spec, slot, width))
         return claimed
 

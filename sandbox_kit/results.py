@@ -131,23 +131,6 @@ def summarize(
     return ResultSummary(outcome, objective, metrics, tuple(warnings))
 
 
-def summary(result: dict[str, Any] | None) -> tuple[str | None, float | None, dict[str, float]]:
-    """The ``(outcome, objective, metrics)`` of an already parsed result, unbounded.
-
-    Kept for callers that hold a parsed result; a job's end uses :func:`summarize`.
-    """
-    if not result:
-        return None, None, {}
-    outcome = result.get("outcome")
-    outcome = str(outcome) if outcome is not None else None
-    objective = _number(result.get("objective"))
-    raw = result.get("metrics")
-    metrics = {}
-    if isinstance(raw, dict):
-        metrics = {str(k): v for k, val in raw.items() if (v := _number(val)) is not None}
-    return outcome, objective, metrics
-
-
 def _read_capped(path: Path, max_bytes: int) -> str | None:
     """The file's text, read only if it is a regular file of at most ``max_bytes``."""
     try:

@@ -21,7 +21,6 @@ from sandbox_kit.results import (
     ResultSummary,
     read_result,
     summarize,
-    summary,
 )
 
 MB = 1 << 20
@@ -191,11 +190,6 @@ def test_metrics_that_are_not_an_object_are_ignored(tmp_path: Path) -> None:
     result = summarize(tmp_path)
     assert result.metrics == {} and result.outcome == "optimal"
     assert result.warnings == ("result metrics ignored: expected an object, got list",)
-
-
-def test_the_older_summary_still_reads_a_parsed_result(tmp_path: Path) -> None:
-    write(tmp_path, {"outcome": "optimal", "objective": 3, "metrics": {"a": 1, "b": "x"}})
-    assert summary(read_result(tmp_path)) == ("optimal", 3.0, {"a": 1.0})
 
 
 def test_settings_defaults_match_the_readers_defaults() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sandbox_kit import JobStatus, LogLine, Sandbox, Settings, model_api, results
-from sandbox_kit.results import read_result, summary
+from sandbox_kit.results import summarize
 from sandbox_kit.telemetry import (
     METRIC_PREFIX,
     MetricPoint,
@@ -332,7 +332,8 @@ def test_outcome_writes_result_json(result_dir: Path) -> None:
         "message": "done",
         "metrics": {"nodes": 1},
     }
-    assert summary(read_result(result_dir)) == ("optimal", 1078867.5, {"nodes": 1.0})
+    found = summarize(result_dir)
+    assert (found.outcome, found.objective, found.metrics) == ("optimal", 1078867.5, {"nodes": 1.0})
     assert oct((result_dir / "result.json").stat().st_mode & 0o777) == oct(0o644)
 
 
