@@ -254,8 +254,16 @@ class Paths:
         """``home``, else ``$SANDBOX_HOME``, else the current directory; folders are created."""
         root = Path(home or os.environ.get("SANDBOX_HOME") or Path.cwd()).expanduser().resolve()
         paths = cls(root)
-        for folder in (paths.models, paths.logs, paths.jobs, paths.data):
-            folder.mkdir(parents=True, exist_ok=True)
+        # Closed to other users when created here (issue 8): logs are the sandbox's alone;
+        # models, jobs and data sets can be passed through (0711) by a job uid that must reach
+        # its own files without a filesystem view (the unshare fallback), never listed.
+        for folder, mode in (
+            (paths.models, 0o711),
+            (paths.logs, 0o700),
+            (paths.jobs, 0o711),
+            (paths.data, 0o711),
+        ):
+            folder.mkdir(parents=True, exist_ok=True, mode=mode)
         return paths
 
     @property

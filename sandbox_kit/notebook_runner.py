@@ -62,12 +62,6 @@ def _inject(nb: Any, config: dict[str, Any]) -> None:
     nb.cells.insert(tagged[0] + 1 if tagged else 0, cell)
 
 
-def _injected_before(nb: Any, index: int) -> int:
-    return sum(
-        "injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells[:index]
-    )
-
-
 def _kernel_home(job_dir: Path) -> None:
     """Point every Jupyter and IPython directory into the job folder, with our kernel spec."""
     base = job_dir / ".jupyter"
@@ -125,9 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(config, dict) and config:
         _inject(nb, config)
     numbers: dict[int, str] = {}  # cell index -> its number in the uploaded notebook
+    uploaded = 0
     for i, cell in enumerate(nb.cells):
-        injected = "injected-parameters" in cell.get("metadata", {}).get("tags", [])
-        numbers[i] = "parameters" if injected else str(i + 1 - (i > 0 and _injected_before(nb, i)))
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            numbers[i] = "parameters"
+        else:
+            uploaded += 1
+            numbers[i] = str(uploaded)
 
     class _Client(NotebookClient):
         def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -72,7 +73,13 @@ class Sandbox:
         self.actor = audit.resolve_actor(actor)
         self.paths = Paths.resolve(home)
         self.settings = settings if settings is not None else Settings.from_env()
-        self.db = Database(db_url or os.environ.get("SANDBOX_DB_URL") or self.paths.default_db_url)
+        url = db_url or os.environ.get("SANDBOX_DB_URL") or self.paths.default_db_url
+        if url == self.paths.default_db_url:
+            # The embedded registry is the sandbox's alone (issue 8): created 0600, and SQLite
+            # gives its -wal and -shm files the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.paths.home / "sandbox.db", os.O_CREAT | os.O_EXCL, 0o600))
+        self.db = Database(url)
         try:
             self.db.ensure_schema()
         except BaseException:

@@ -138,8 +138,8 @@ def safe_filename(name: str) -> str:
     text = re.sub(r"\.{2,}", ".", text).lstrip(". ").rstrip(" ")
     if len(text) > _MAX_NAME_CHARS:
         stem, dot, ext = text.rpartition(".")
-        if dot and ext.lower() == "py":
-            text = stem[: _MAX_NAME_CHARS - 3].rstrip(". ") + "." + ext
+        if dot and ext.lower() in ("py", "ipynb"):
+            text = stem[: _MAX_NAME_CHARS - len(ext) - 1].rstrip(". ") + "." + ext
         else:
             text = text[:_MAX_NAME_CHARS].rstrip(". ")
     if not text:

@@ -47,6 +47,11 @@ def test_a_notebook_is_stored_like_a_script(lite: Sandbox, home: Path) -> None:
     assert lite.upload(data, "DMO", filename="my model.ipynb").id == model.id  # deduplicated
 
 
+def test_a_long_notebook_name_keeps_its_extension(lite: Sandbox) -> None:
+    model = lite.upload(_notebook("x = 1"), "DMO", filename="n" * 150 + ".ipynb")
+    assert model.path.endswith(".ipynb") and len(model.name) == 100 - len(".ipynb")
+
+
 def test_invalid_json_is_rejected(lite: Sandbox, home: Path) -> None:
     err = _rejected(lite, home, b'{"cells": [')
     assert err.reason.startswith("notebook is not valid JSON")

@@ -84,7 +84,7 @@ class Dashboard(View):
         # control panel wraps under the upload card instead of being squeezed (issue 14).
         right = W.VBox(
             [self.control, self.logs],
-            layout=W.Layout(flex="1 1 auto", min_width="min(100%, 560px)"),
+            layout=W.Layout(flex="1 1 560px", min_width="min(100%, 560px)"),
         )
         top = gapped(W.HBox([left, right], layout=W.Layout(align_items="flex-start")), "lg")
         top.add_class("sk-top")

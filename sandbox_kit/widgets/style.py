@@ -20,15 +20,17 @@ STATUS_ICONS = {
 CSS = """
 <style>
 .sk-app { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  color: #1f2933; max-width: 1500px; margin: 0 auto; }
+  color: var(--jp-ui-font-color1, #1f2933); max-width: 1500px; margin: 0 auto; }
 .sk-header { display: flex; align-items: baseline; gap: 12px; padding: 4px 2px 10px;
-  border-bottom: 1px solid #e4e7eb; margin-bottom: 12px; }
+  border-bottom: 1px solid var(--jp-border-color2, #e4e7eb); margin-bottom: 12px; }
 .sk-header h1 { font-size: 22px; margin: 0; font-weight: 650; letter-spacing: -0.2px; }
-.sk-header .sk-sub { color: #616e7c; font-size: 13px; }
-.sk-card { background: #fff; border: 1px solid #e4e7eb; border-radius: 8px;
+.sk-header .sk-sub { color: var(--jp-ui-font-color2, #616e7c); font-size: 13px; }
+.sk-card { background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color2, #e4e7eb); border-radius: 8px;
   padding: 12px 14px; box-shadow: 0 1px 2px rgba(15, 23, 42, .04); }
-.sk-card-title { font-size: 14px; font-weight: 650; color: #323f4b; margin: 0 0 6px; }
-.sk-muted { color: #7b8794; font-size: 12px; }
+.sk-card-title { font-size: 14px; font-weight: 650; color: var(--jp-ui-font-color1, #323f4b);
+  margin: 0 0 6px; }
+.sk-muted { color: var(--jp-ui-font-color2, #7b8794); font-size: 12px; }
 .sk-msg { border-radius: 6px; padding: 6px 10px; font-size: 13px; margin-top: 4px; }
 .sk-msg-error { background: #fdecea; color: #8a1c12; border: 1px solid #f5c2bd; }
 .sk-msg-ok { background: #e8f5ec; color: #17522a; border: 1px solid #b7dfc3; }
@@ -47,11 +49,12 @@ CSS = """
 @keyframes sk-pulse { 0%, 100% { opacity: 1; } 50% { opacity: .35; } }
 .sk-type-title { line-height: 1.25; font-size: 13px; }
 .sk-type { display: inline-block; min-width: 34px; font-weight: 700; font-size: 12px;
-  color: #334e68; }
+  color: var(--jp-ui-font-color1, #334e68); }
 .sk-gap-sm { gap: 6px; }
 .sk-gap-md { gap: 8px; }
 .sk-gap-lg { gap: 12px; }
-.sk-row { border-bottom: 1px solid #f0f2f5; padding: 6px 0; align-items: center; }
+.sk-row { border-bottom: 1px solid var(--jp-border-color3, #f0f2f5); padding: 6px 0;
+  align-items: center; }
 .sk-log-scroll { background: #0f1720; border-radius: 6px; height: 430px; overflow-y: auto;
   font-family: "JetBrains Mono", Menlo, Consolas, monospace; font-size: 12px; padding: 6px 0; }
 .sk-log-scroll .sk-line { display: flex; gap: 8px; padding: 1px 10px; color: #d9e2ec;
@@ -76,15 +79,16 @@ CSS = """
   overflow: hidden; }
 .sk-bar > div { height: 100%; background: #2f80ed; }
 .sk-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.sk-table th { text-align: left; color: #616e7c; font-weight: 600; font-size: 12px;
-  border-bottom: 1px solid #e4e7eb; padding: 6px 8px; }
+.sk-table th { text-align: left; color: var(--jp-ui-font-color2, #616e7c); font-weight: 600;
+  font-size: 12px; border-bottom: 1px solid var(--jp-border-color2, #e4e7eb); padding: 6px 8px; }
 .sk-cells { display: flex; align-items: center; }
 .sk-cell { display: inline-block; flex: none; font-size: 13px; padding: 0 6px; overflow: hidden;
   text-overflow: ellipsis; white-space: nowrap; }
 .sk-mono { font-family: Menlo, Consolas, monospace; font-size: 12px; }
 .sk-metrics { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr));
   gap: 2px 16px; margin: 8px 0; font-size: 12.5px; }
-.sk-table td { padding: 3px 8px; border-bottom: 1px solid #f0f2f5; font-size: 12px; }
+.sk-table td { padding: 3px 8px; border-bottom: 1px solid var(--jp-border-color3, #f0f2f5);
+  font-size: 12px; }
 .sk-result-head { display: flex; align-items: center; gap: 10px; margin: 4px 0; }
 .sk-objective { font-size: 14px; }
 .sk-files { margin: 4px 0; padding-left: 18px; font-size: 13px; }
@@ -111,8 +115,9 @@ CSS = """
 .sk-app .widget-button.sk-bell { min-width: 56px; border-radius: 999px; font-weight: 600; }
 .sk-app .widget-button.sk-bell.sk-bell-unread { background: #e3efff; color: #1559b4; }
 .sk-app .widget-button.sk-bell.sk-bell-alert { background: #d64545; color: #fff; }
-.sk-bell-panel { width: 560px; max-height: 420px; overflow: auto; background: #fff;
-  border: 1px solid #e4e7eb; border-radius: 8px; margin-top: 6px;
+.sk-bell-panel { width: min(560px, 100%); max-height: 420px; overflow: auto;
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color2, #e4e7eb);
+  border-radius: 8px; margin-top: 6px;
   box-shadow: 0 4px 16px rgba(15, 23, 42, .12); }
 .sk-bell-title { padding: 8px 10px 2px; margin: 0; }
 .sk-bell-item { padding: 6px 10px; border-bottom: 1px solid #f0f2f5; font-size: 12.5px; }

@@ -53,7 +53,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     sb.close()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("from sandbox_kit import dashboard\n\napp = dashboard()")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, root / "dashboard.ipynb")
     port = _free_port()
     env = {
