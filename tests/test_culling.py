@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import ipywidgets as W
 import pytest
@@ -19,6 +20,7 @@ from sandbox_kit.widgets import pump
 from sandbox_kit.widgets.app import Dashboard
 from sandbox_kit.widgets.presence import Presence
 from sandbox_kit.widgets.pump import Pump
+from tests.conftest import cli
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +155,10 @@ def test_elsewhere_the_views_always_refresh(lite: Sandbox) -> None:
     assert dash.presence is None
     assert pump._seen is None
     assert not any("sk-heartbeat" in getattr(c, "_dom_classes", ()) for c in dash.children)
+
+
+def test_serve_refuses_a_budget_too_short(tmp_path: Path) -> None:
+    done = cli("serve", "--cull-after", "5", "--port", "1", home=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: --cull-after must be 0 (never) or at least 10 seconds")
+    assert not (tmp_path / "sandbox.db").exists()  # refused before anything was set up
