@@ -36,10 +36,10 @@ def free_port() -> int:
 
 def start(notebook: Path, home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "SANDBOX_HOME": str(home)}
+    env = {**os.environ, "SANDBOX_HOME": str(home), "JUPYTER_TOKEN": TOKEN}
     log = (home / f"voila-{notebook.stem}.log").open("wb")
     proc = subprocess.Popen(
-        voila_command(notebook, host="127.0.0.1", port=port, token=TOKEN),
+        voila_command(notebook, host="127.0.0.1", port=port),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -180,7 +180,7 @@ def test_9_results_gap_chart_moves_while_the_dmo_runs_then_charts_appear(
     sb.upload(ROOT / "models" / "examples" / "dmo.py", "DMO", name="dmo_results")
     page.reload()
     open_dashboard(page, server)
-    page.locator(".sk-config-DMO textarea").fill('{"days": 3}')  # a longer solve
+    page.locator(".sk-config-DMO textarea").fill('{"days": 7}')  # a solve of a few seconds
     page.get_by_role("tab", name="Results").click()
     page.locator(".sk-run-DMO").click()
     status = page.locator(".sk-status-DMO")
