@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import warnings
 from typing import Any
 
@@ -173,25 +171,9 @@ def _as_python(source: str) -> str:
 
 
 def _compile_cells(name: str, code: list[tuple[int, str]]) -> None:
-    from sandbox_kit.validation import _CHILD_LIMITS
+    from sandbox_kit.validation import run_checker
 
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _CHILD, *_CHILD_LIMITS],
-            input=json.dumps(code).encode(),
-            capture_output=True,
-            timeout=_WALL_SECONDS,
-            start_new_session=True,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ValidationError("syntax check took too long", filename=name) from None
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        result = None
-    if not isinstance(result, dict):
-        raise ValidationError("syntax check failed: the compiler crashed", filename=name)
+    result = run_checker(name, _CHILD, [], json.dumps(code).encode(), wall_s=_WALL_SECONDS)
     if result.get("ok"):
         return
     lineno = result.get("lineno")

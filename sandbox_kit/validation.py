@@ -17,6 +17,7 @@ import subprocess
 import sys
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox_kit.errors import ValidationError
 
@@ -312,13 +313,20 @@ def _check_bidi(name: str, text: str) -> None:
     )
 
 
-def _check_syntax(name: str, data: bytes) -> None:
+def run_checker(
+    name: str, child: str, args: list[str], data: bytes, *, wall_s: float = _SYNTAX_WALL_SECONDS
+) -> dict[str, Any]:
+    """Run a compile-only checker in a time- and memory-limited ``python -I -S`` child.
+
+    ``child`` reads ``data`` on stdin and prints one JSON object; a child that times out,
+    crashes or prints anything else is a :class:`ValidationError` naming ``name``.
+    """
     try:
         proc = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _CHILD, name, *_CHILD_LIMITS],
+            [sys.executable, "-I", "-S", "-c", child, *args, *_CHILD_LIMITS],
             input=data,
             capture_output=True,
-            timeout=_SYNTAX_WALL_SECONDS,
+            timeout=wall_s,
             start_new_session=True,
             check=False,
         )
@@ -337,6 +345,11 @@ def _check_syntax(name: str, data: bytes) -> None:
         detail = f"signal {-code}" if code < 0 else f"exit status {code}"
         reason = f"syntax check failed: the compiler crashed ({detail})"
         raise ValidationError(reason, filename=name)
+    return result
+
+
+def _check_syntax(name: str, data: bytes) -> None:
+    result = run_checker(name, _CHILD, [name], data)
     if result.get("ok"):
         return
     if result.get("too_deep"):
