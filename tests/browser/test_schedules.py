@@ -3,7 +3,6 @@ see its next fire times, see its first run appear, and a failed run light the be
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from playwright.sync_api import expect
 
 from sandbox_kit import Sandbox
 from tests.browser.conftest import OUTPUT, Server, open_dashboard
-from tests.conftest import cli, script
+from tests.conftest import script
 
 pytestmark = pytest.mark.browser
 
@@ -87,10 +86,10 @@ def test_12_a_schedule_made_in_the_page_fires_and_a_failure_lights_the_bell(
         expect(row.locator(".sk-st-success").first).to_be_visible(timeout=90_000)
 
         bell = page.locator(".sk-bell")
-        failed = cli("run", str(failing.id), "--wait", home=server.home, env=os.environ.copy())
-        assert failed.returncode == 1
-        job_id = failed.stdout.strip()
-        expect(bell).to_have_class(_has("sk-bell-alert"))
+        failed = sb.run(failing.id).wait(timeout=60)  # from outside the page, like the CLI
+        assert failed.status.value == "failed", failed.reason
+        job_id = failed.id
+        expect(bell).to_have_class(_has("sk-bell-alert"), timeout=60_000)
         bell.click()
         item = page.locator(f".sk-bell-item[data-job='{job_id}']")
         expect(item).to_have_class(_has("sk-bell-bad"))
