@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ipywidgets as W
 
@@ -17,6 +17,8 @@ from sandbox_kit.widgets.style import card, gapped, message_html
 
 if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
+
+_Stored = TypeVar("_Stored", Model, DataSet)
 
 TYPE_OPTIONS = [(f"{t.value} — {t.label}", t.value) for t in ModelType]
 _MODEL_FILES = ".py,.ipynb"  # scripts and notebook models (issue 14)
@@ -139,12 +141,9 @@ class UploadCard(W.VBox):  # type: ignore[misc]
             return None
         if self.kind.value == "data":
             return self._add_data(chosen)
-        self.button.disabled = True
-        self.button.description = "Uploading…"
-        self.button.icon = "spinner"
-        known = {m.id for m in self.sandbox.models(self.model_type.value)}
-        try:
-            model = self.sandbox.upload(
+
+        def store() -> Model:
+            return self.sandbox.upload(
                 bytes(chosen.content),
                 self.model_type.value,
                 filename=chosen.name,
@@ -152,40 +151,58 @@ class UploadCard(W.VBox):  # type: ignore[misc]
                 description=self.description.value,
                 activate=self.activate.value,
             )
-        except SandboxKitError as exc:
-            self.message.value = message_html("error", str(exc))
-            self.button.disabled = False
-            return None
-        finally:
-            self.button.description = "Upload"
-            self.button.icon = "upload"
-        state = "active" if model.active else model.status.value
-        what = (
-            f"{model.model_type.value} model {model.name} v{model.version} (id {model.id}, {state})"
-        )
-        if model.id in known:  # identical content: the registry returned the stored version
-            text = f"Already stored: {what}; no new version was made."
-        else:
-            text = f"Stored {what}."
-        self.message.value = message_html("ok", text)
-        self._reset()
-        if self.on_uploaded is not None:
+
+        def describe(model: Model) -> str:
+            state = "active" if model.active else model.status.value
+            kind = model.model_type.value
+            return f"{kind} model {model.name} v{model.version} (id {model.id}, {state})"
+
+        def known() -> set[int]:
+            return {m.id for m in self.sandbox.models(self.model_type.value)}
+
+        model = self._store("Uploading…", store, describe, known)
+        if model is not None and self.on_uploaded is not None:
             self.on_uploaded(model)
         return model
 
     def _add_data(self, chosen: Any) -> DataSet | None:
-        self.button.disabled = True
-        self.button.description = "Storing…"
-        self.button.icon = "spinner"
         name = self.name.value.strip() or data_name(chosen.name)
-        try:
-            known = {d.id for d in self.sandbox.data_sets(name)}
-            data_set = self.sandbox.add_data(
+
+        def store() -> DataSet:
+            return self.sandbox.add_data(
                 bytes(chosen.content),
                 name=name,
                 filename=chosen.name,
                 description=self.description.value,
             )
+
+        def describe(data_set: DataSet) -> str:
+            files = f"{data_set.files} file(s), {size(data_set.size)}"
+            return f"data set {data_set.label} ({files}); run with {data_set.source}"
+
+        def known() -> set[int]:
+            return {d.id for d in self.sandbox.data_sets(name)}
+
+        data_set = self._store("Storing…", store, describe, known)
+        if data_set is not None and self.on_data_added is not None:
+            self.on_data_added(data_set)
+        return data_set
+
+    def _store(
+        self,
+        busy: str,
+        store: Callable[[], _Stored],
+        describe: Callable[[_Stored], str],
+        known: Callable[[], set[int]],
+    ) -> _Stored | None:
+        """Store the chosen file with a busy button; say what was stored, or that identical
+        content was already there (the registry returned the stored version), or the error."""
+        self.button.disabled = True
+        self.button.description = busy
+        self.button.icon = "spinner"
+        try:
+            before = known()
+            stored = store()
         except SandboxKitError as exc:
             self.message.value = message_html("error", str(exc))
             self.button.disabled = False
@@ -193,19 +210,12 @@ class UploadCard(W.VBox):  # type: ignore[misc]
         finally:
             self.button.description = "Upload"
             self.button.icon = "upload"
-        what = (
-            f"data set {data_set.label} ({data_set.files} file(s), {size(data_set.size)}); "
-            f"run with {data_set.source}"
-        )
-        if data_set.id in known:
-            text = f"Already stored: {what}. No new version was made."
-        else:
-            text = f"Stored {what}."
+        what = describe(stored)
+        already = stored.id in before
+        text = f"Already stored: {what}; no new version was made." if already else f"Stored {what}."
         self.message.value = message_html("ok", text)
         self._reset()
-        if self.on_data_added is not None:
-            self.on_data_added(data_set)
-        return data_set
+        return stored
 
     def _reset(self) -> None:
         # Drop the bytes from the kernel and the browser model, and reset the chooser's counter.
