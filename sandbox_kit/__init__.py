@@ -7,6 +7,9 @@
 >>> for event in job.follow():
 ...     print(event.kind, event.line.text if event.line else "")
 
+In a notebook, ``%load_ext sandbox_kit`` adds the ``%%sandbox`` cell magic, which runs a
+cell's code as a throw-away model in the sandbox (:mod:`sandbox_kit.magic`).
+
 Names are imported lazily, so ``python -m sandbox_kit.supervisor`` (one per job) starts
 without loading the database layer or any widget code before the model is running.
 """
@@ -19,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sandbox_kit.config import Limits, Settings
     from sandbox_kit.errors import (
+        ClusterError,
         ConflictError,
         DatabaseError,
         NotFoundError,
         RunError,
         SandboxKitError,
         SchemaVersionError,
+        StoreError,
         ValidationError,
     )
     from sandbox_kit.jobs import Event, Job
@@ -51,6 +56,7 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "AuditEntry": "sandbox_kit.records",
+    "ClusterError": "sandbox_kit.errors",
     "ConflictError": "sandbox_kit.errors",
     "DataSet": "sandbox_kit.records",
     "DatabaseError": "sandbox_kit.errors",
@@ -73,6 +79,7 @@ _WHERE = {
     "SandboxKitError": "sandbox_kit.errors",
     "SchemaVersionError": "sandbox_kit.errors",
     "Settings": "sandbox_kit.config",
+    "StoreError": "sandbox_kit.errors",
     "Sweep": "sandbox_kit.sweeps",
     "SweepInfo": "sandbox_kit.records",
     "ValidationError": "sandbox_kit.errors",
@@ -81,6 +88,7 @@ _WHERE = {
 
 __all__ = [
     "AuditEntry",
+    "ClusterError",
     "ConflictError",
     "DataSet",
     "DatabaseError",
@@ -103,11 +111,20 @@ __all__ = [
     "ScheduleFire",
     "SchemaVersionError",
     "Settings",
+    "StoreError",
     "Sweep",
     "SweepInfo",
     "ValidationError",
     "dashboard",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the ``%%sandbox`` cell magic: ``%load_ext sandbox_kit`` (see
+    :mod:`sandbox_kit.magic`; imported only then, so ``import sandbox_kit`` stays light)."""
+    from sandbox_kit.magic import SandboxMagics
+
+    ipython.register_magics(SandboxMagics)
 
 
 def __getattr__(name: str) -> Any:

@@ -259,6 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     from sandbox_kit.cli_schedule import add_commands as add_schedule_commands  # issue 10
 
     add_schedule_commands(sub)
+    from sandbox_kit.cli_cluster import add_commands as add_cluster_commands  # issue 12
+
+    add_cluster_commands(sub)
     return p
 
 

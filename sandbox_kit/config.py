@@ -16,6 +16,7 @@ from pathlib import Path
 from sandbox_kit.errors import ValidationError
 
 ISOLATION_MODES = ("auto", "required", "off")
+EXECUTORS = ("local", "dask")
 NETWORK_MODES = ("none", "host")
 _URL_START = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 MiB = 1024 * 1024
@@ -64,8 +65,9 @@ class Settings:
         limits: resource limits per job.
         log_cap_bytes: durable log size past which output is drained but not kept.
         kill_grace_s: seconds between SIGTERM and SIGKILL when stopping a job.
-        heartbeat_s: how often a supervisor proves it is alive.
-        lost_after_s: heartbeat age after which a job whose supervisor is gone is ``lost``.
+        heartbeat_s: how often a supervisor proves it is alive (2; ``SANDBOX_HEARTBEAT_S``).
+        lost_after_s: heartbeat age after which a job whose supervisor is gone is ``lost``
+            (20; ``SANDBOX_LOST_AFTER_S``; a Dask worker's job: whose heartbeat stopped).
         result_max_bytes: largest ``result.json`` read (1 MiB); a larger one is not read and
             the job's outcome is ``error`` (``SANDBOX_RESULT_MAX_MB``).
         max_metrics: metric names a job keeps from its result (200; ``SANDBOX_MAX_METRICS``).
@@ -107,6 +109,15 @@ class Settings:
         scheduler_grace_s: how late a fire time may be started; one older when a scheduler
             first sees it was missed (scheduler down, machine asleep) and follows the
             schedule's missed-run policy (120; ``SANDBOX_SCHEDULER_GRACE_S``).
+        executor: where jobs run: ``local`` (a detached supervisor on this host) or ``dask``
+            (the same supervisor on a worker of a Dask cluster; ``SANDBOX_EXECUTOR``; issue 12).
+        dask_address: the Dask scheduler, e.g. ``tcp://10.0.0.5:8786``
+            (``SANDBOX_DASK_ADDRESS``; required with ``executor="dask"``).
+        store: where results and data sets travel between hosts: an fsspec URL, a folder by
+            default (``$SANDBOX_HOME/store``), ``s3://bucket/prefix`` for object storage
+            (``SANDBOX_STORE``).
+        retries: how many times a lost job is queued again as a new attempt (0;
+            ``SANDBOX_RETRIES`` for all types, ``SANDBOX_RETRIES_DMO`` ... for one).
     """
 
     max_upload_bytes: int = 10 * MiB
@@ -141,8 +152,14 @@ class Settings:
     dashboard_url: str | None = None
     scheduler_lease_s: float = 30.0
     scheduler_grace_s: float = 120.0
+    executor: str = "local"
+    dask_address: str | None = None
+    store: str | None = None
+    retries: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValidationError(f"executor must be local or dask, not {self.executor!r}")
         if self.isolation not in ISOLATION_MODES:
             modes = ", ".join(ISOLATION_MODES)
             raise ValidationError(f"isolation must be one of {modes}, not {self.isolation!r}")
@@ -153,6 +170,10 @@ class Settings:
     def cache_for(self, model_type: str) -> bool:
         """Whether runs of this type reuse cached results unless told otherwise."""
         return self.cache.get(model_type, self.cache.get("*", False))
+
+    def retries_for(self, model_type: str) -> int:
+        """How many times a lost job of this type is queued again."""
+        return max(0, self.retries.get(model_type, self.retries.get("*", 0)))
 
     def network_for(self, model_type: str) -> str:
         """``none`` or ``host``: what a job of this type may reach."""
@@ -208,6 +229,8 @@ class Settings:
             limits=limits,
             log_cap_bytes=_mib(env, "SANDBOX_LOG_CAP_MB", base.log_cap_bytes) or GiB,
             kill_grace_s=_float(env.get("SANDBOX_KILL_GRACE_S", "5"), "SANDBOX_KILL_GRACE_S"),
+            heartbeat_s=_float(env.get("SANDBOX_HEARTBEAT_S", "2"), "SANDBOX_HEARTBEAT_S"),
+            lost_after_s=_float(env.get("SANDBOX_LOST_AFTER_S", "20"), "SANDBOX_LOST_AFTER_S"),
             result_max_bytes=_mib(env, "SANDBOX_RESULT_MAX_MB", base.result_max_bytes) or 0,
             max_metrics=_int(env, "SANDBOX_MAX_METRICS", base.max_metrics) or 0,
             preview_rows=_int(env, "SANDBOX_PREVIEW_ROWS", base.preview_rows) or 0,
@@ -240,6 +263,15 @@ class Settings:
             scheduler_grace_s=_float(
                 env.get("SANDBOX_SCHEDULER_GRACE_S", "120"), "SANDBOX_SCHEDULER_GRACE_S"
             ),
+            executor=env.get("SANDBOX_EXECUTOR", "local").strip().lower() or "local",
+            dask_address=env.get("SANDBOX_DASK_ADDRESS") or None,
+            store=env.get("SANDBOX_STORE") or None,
+            retries={
+                kind: n
+                for kind, name in [("*", "SANDBOX_RETRIES")]
+                + [(t, f"SANDBOX_RETRIES_{t}") for t in ("DMO", "RMO", "SO")]
+                if (n := _int(env, name, None)) is not None
+            },
         )
 
 
@@ -290,6 +322,11 @@ class Paths:
         """Where a job's allow-listed environment values wait for its supervisor (0600, outside
         every jail and outside the registry)."""
         return secrets_path(self.jobs, job_id)
+
+    @property
+    def store(self) -> Path:
+        """The default store (issue 12): results and data sets as they travel between hosts."""
+        return self.home / "store"
 
     @property
     def default_db_url(self) -> str:

@@ -26,8 +26,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     make_url,
@@ -113,6 +115,9 @@ class ModelRow(Base):
     # tokens=a+b`` (tokens "+"-joined, "" for none).
     threads: Mapped[int] = mapped_column(Integer, default=1)
     tokens: Mapped[str] = mapped_column(String(200), default="")
+    # Added by migration 0009 (issue 14): a throw-away version a ``%%sandbox`` cell runs,
+    # left out of the model lists and never active.
+    scratch: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class JobRow(Base):
@@ -181,6 +186,28 @@ class JobRow(Base):
     schedule_id: Mapped[int | None] = mapped_column(Integer)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_missed: Mapped[bool | None] = mapped_column(Boolean)
+    # Added by migration 0008 (Dask; issue 12): which executor ran the job, on which worker,
+    # and how many lost attempts may be queued again.
+    executor: Mapped[str] = mapped_column(String(16), default="local")
+    worker: Mapped[str | None] = mapped_column(String(255))
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LogChunkRow(Base):
+    """A byte range of a remote job's durable log, shipped as it is written (migration 0008)."""
+
+    __tablename__ = "log_chunks"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt", "offset", name="uq_log_chunks_position"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ScheduleRow(Base):

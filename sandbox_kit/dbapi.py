@@ -208,7 +208,11 @@ def retry(
 def _open(url: str, name: str) -> Any:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        conn = sqlite3.connect(path or ":memory:", timeout=30, isolation_level=None)
+        # One thread at a time, not always the one that opened it (a log shipper's last
+        # flush runs on the supervisor's main thread once the shipping thread has ended).
+        conn = sqlite3.connect(
+            path or ":memory:", timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA synchronous=NORMAL")  # as the registry's engine: WAL, no fsync
         conn.execute("PRAGMA foreign_keys=ON")

@@ -2,7 +2,8 @@
 
 Plain (label, value) rows, so the CLI can print them as a table or as JSON: the isolation
 available (and why a stronger level is not, from :func:`sandbox_kit.jail.doctor_report`), the
-isolation and network settings, the database, and the interpreter of each model type.
+isolation and network settings, the database, the interpreter of each model type, and the
+executor: with ``dask``, the cluster (from :func:`sandbox_kit.cluster.report`) and the store.
 """
 
 from __future__ import annotations
@@ -41,4 +42,29 @@ def report(sandbox: Sandbox) -> list[tuple[str, str]]:
     for kind in ModelType:
         interpreter = settings.interpreters.get(kind.value) or sys.executable
         rows.append((f"python {kind.value}", f"{interpreter} ({python_version(interpreter)})"))
+    rows.append(("executor", settings.executor))
+    if settings.executor == "dask":
+        rows.extend(_cluster_rows(sandbox))
+    return rows
+
+
+def _cluster_rows(sandbox: Sandbox) -> list[tuple[str, str]]:
+    """The Dask cluster (issue 12): reachable, versions, workers, registry; then the store."""
+    # Imported here: the local executor never loads dask or fsspec.
+    from sandbox_kit import cluster
+    from sandbox_kit.errors import ClusterError, StoreError
+    from sandbox_kit.store import Store
+
+    try:
+        address = cluster.scheduler_address(sandbox.settings)
+    except ClusterError as exc:
+        rows = [("dask scheduler", str(exc))]
+    else:
+        rows = cluster.report(address, db_url=sandbox.db.url)
+    try:
+        store = Store.from_settings(sandbox.settings, sandbox.paths)
+        store.exists("doctor")  # reaches the store: a folder, or a bucket with credentials
+        rows.append(("store", f"{store.public_url} (reachable from here)"))
+    except StoreError as exc:
+        rows.append(("store", str(exc)))
     return rows

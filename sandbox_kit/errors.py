@@ -10,8 +10,10 @@ need. ``str(err)`` is always one sentence naming the offending thing, ready for 
     ├── NotFoundError        no model or job with that id
     ├── ConflictError        the request clashes with current state (delete while running, ...)
     ├── RunError             a run could not be started (no active model, missing interpreter)
-    └── DatabaseError        the database cannot be reached or its URL is unusable
-        └── SchemaVersionError   the database's schema is newer than (or unknown to) this code
+    ├── DatabaseError        the database cannot be reached or its URL is unusable
+    │   └── SchemaVersionError   the database's schema is newer than (or unknown to) this code
+    ├── StoreError           the store (results and data sets between hosts) cannot be used
+    └── ClusterError         the Dask cluster cannot be reached or does not fit the settings
 """
 
 from __future__ import annotations
@@ -129,6 +131,39 @@ class SchemaVersionError(DatabaseError):
             url=url,
             reason=f"schema revision {revision}",
         )
+
+
+class StoreError(SandboxKitError):
+    """The store cannot be read or written: unreachable, refused, no credentials, no bucket.
+
+    Attributes:
+        url: the store's URL, without credentials.
+        reason: the underlying error, on one line.
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(message)
+
+
+class ClusterError(SandboxKitError):
+    """The Dask cluster cannot be used: the scheduler does not answer, dask is not installed,
+    or the settings do not fit the cluster (a SQLite registry with workers on other hosts).
+
+    Attributes:
+        address: the Dask scheduler's address, when there is one.
+    """
+
+    def __init__(self, message: str, *, address: str | None = None) -> None:
+        self.address = address
+        super().__init__(message)
+
+
+def reason_of(exc: BaseException) -> str:
+    """An underlying error's message on one line (its first), or its type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _at(word: str, value: int | None) -> str | None:

@@ -64,6 +64,8 @@ def dispatch(
     except TransientError as exc:
         log.warning("dispatch skipped, the database is unavailable: %s", exc)
         return Dispatched()
+    if queue.get("executor") == "dask":
+        return Dispatched(_to_cluster(lifecycle, claimed, queue, log))
     kept = claimed.pop(0) if keep_one and claimed else None
     started: list[str] = []
     for job in claimed:
@@ -76,6 +78,28 @@ def dispatch(
         else:
             started.append(job.job_id)
     return Dispatched(started, kept)
+
+
+def _to_cluster(
+    lifecycle: Lifecycle, claimed: list[Claimed], queue: dict[str, Any], log: logging.Logger
+) -> list[str]:
+    """Hand claimed jobs to the Dask cluster (issue 12). A job that cannot be handed over
+    goes back to the queue (the cluster may be restarting), not to ``failed``."""
+    from sandbox_kit import dask_executor
+
+    started: list[str] = []
+    for job in claimed:
+        try:
+            dask_executor.start(lifecycle, job, queue)
+        except Exception as exc:
+            log.error("cannot hand %s to the Dask cluster: %s", job.job_id, exc)
+            with contextlib.suppress(Exception):
+                lifecycle.release(job.job_id, attempt=job.attempt)
+        else:
+            started.append(job.job_id)
+    if queue.get("dask_address"):
+        dask_executor.release_orphans(lifecycle, queue["dask_address"], log)
+    return started
 
 
 def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:

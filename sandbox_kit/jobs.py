@@ -106,6 +106,7 @@ class Job:
 
         The whole list is held in memory; prefer :meth:`iter_logs` for big logs.
         """
+        self._sandbox.sync_remote(self.info)
         return read_lines(self.info.log_path, since)
 
     def iter_logs(self, since: int = 0) -> Iterator[LogLine]:
@@ -115,6 +116,7 @@ class Job:
         it is (up to the 1 GiB log cap). Lines written while iterating may or may not be
         included; use :meth:`follow` to wait for the job's end.
         """
+        self._sandbox.sync_remote(self.info)
         tail = LogTail(self.info.log_path, since)
         while True:
             before = tail.offset
@@ -129,6 +131,7 @@ class Job:
 
         The whole log is held in memory; :func:`sandbox_kit.logs.iter_raw` streams it.
         """
+        self._sandbox.sync_remote(self.info)
         return raw_bytes(self.info.log_path)
 
     def result(self) -> dict[str, Any] | None:
@@ -138,6 +141,7 @@ class Job:
             ValidationError: the file is over ``Settings.result_max_bytes`` (it is not read),
                 or is not a JSON object.
         """
+        self._sandbox.sync_remote(self.info, results=True)
         return read_result(self.info.result_dir, max_bytes=self._sandbox.settings.result_max_bytes)
 
     def metric_points(self, since: int = 0) -> list[MetricPoint]:
@@ -176,6 +180,7 @@ class Job:
             limit: stop after this many files (the first ones in sorted order), so a model
                 that wrote a million files costs a viewer little.
         """
+        self._sandbox.sync_remote(self.info, results=True)
         found: list[Path] = []
         # Depth first with each folder's entries sorted gives the order of sorted(paths); an
         # explicit stack, as a model may nest folders deeper than Python's recursion limit.

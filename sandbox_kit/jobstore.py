@@ -144,5 +144,8 @@ def to_info(row: JobRow, notifications: tuple[Notification, ...] = ()) -> JobInf
         schedule_id=row.schedule_id,
         deadline_at=row.deadline_at,
         deadline_missed=row.deadline_missed,
+        executor=row.executor or "local",
+        worker=row.worker,
+        retries=row.retries or 0,
         notifications=notifications,
     )

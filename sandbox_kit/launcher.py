@@ -61,6 +61,7 @@ def submit(
     schedule_id: int | None = None,
     deadline_at: datetime | None = None,
     guard: Guard | None = None,
+    retries: int | None = None,
 ) -> str:
     """Queue a run of ``model`` (the caller dispatches); returns the job id.
 
@@ -72,7 +73,8 @@ def submit(
     ``source`` is the data source, already pinned (:func:`sandbox_kit.datasource.resolve`).
     With ``cache`` (default: the type's setting) an identical earlier run's result is reused:
     the job is created ``success`` at once and nothing is queued (issue 11). ``sweep`` is the
-    sweep id and scenario index the job belongs to.
+    sweep id and scenario index the job belongs to. ``retries`` (default: the type's
+    setting) is how many times a lost attempt is queued again (issue 12).
     """
     config = {} if config is None else config
     if not isinstance(config, dict):
@@ -81,6 +83,8 @@ def submit(
         config_json = dumps_config(config)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"config is not JSON-serialisable: {exc}") from None
+    if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
+        raise ValidationError(f"retries must be a whole number from 0 to 100, not {retries!r}")
     if timeout is not None and not timeout > 0:
         raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
     kind = model.model_type.value
@@ -97,6 +101,8 @@ def submit(
         "sweep_id": None if sweep is None else sweep[0],
         "sweep_index": None if sweep is None else sweep[1],
         "started_by": started_by,
+        "executor": settings.executor,
+        "retries": settings.retries_for(kind) if retries is None else retries,
     }
     if schedule_id is not None:
         extra["schedule_id"] = schedule_id
@@ -124,7 +130,7 @@ def submit(
     job_dir = paths.jobs / job_id
     result_dir = job_dir / "result"
     threads = settings.threads_for(kind, model.threads)
-    env = _model_env(
+    env = model_env(
         job_id=job_id,
         kind=kind,
         config_json=config_json,
@@ -164,16 +170,18 @@ def submit(
         "model_sha256": model.sha256,
         "isolation": settings.isolation,
         # Probed once per process here, so each supervisor need not pay a trial run.
-        "jail_tool": None if settings.isolation == "off" else _jail_tool(),
+        "jail_tool": None if settings.isolation == "off" else jail_tool(),
         "network": settings.network_for(kind),
         "job_uid_base": settings.job_uid_base,
         "max_processes": settings.max_processes,
         # CPU slots asked for; the claim records what the job got (issue 15).
         "threads": threads,
+        # What the data source is, so a Dask worker can fetch it from the store (issue 12).
+        "data_source": None if source is None else source.label,
     }
     result_dir.mkdir(parents=True)
     try:
-        _keep_secrets(paths, job_id, settings.env_allow)
+        keep_secrets(paths, job_id, settings.env_allow)
         lifecycle.create(
             **own,
             guard=guard,
@@ -223,9 +231,14 @@ def reconcile(
             continue
         if job.host in (None, host) and pid and _same_process(pid, job.supervisor_started):
             continue
-        if job.host not in (None, host) and age < 10 * lost_after_s:
+        if job.remote and job.worker is None:
+            continue  # still waiting for a Dask worker (see dask_executor.release_orphans)
+        if job.worker is not None:  # a Dask worker's job: its heartbeat is the only sign
+            reason = f"worker {job.worker} stopped answering (last heartbeat {age:.0f} s ago)"
+        elif job.host not in (None, host) and age < 10 * lost_after_s:
             continue  # another host's supervisor: only its heartbeat can speak for it
-        reason = f"supervisor lost (pid {pid} gone; last heartbeat {age:.0f} s ago)"
+        else:
+            reason = f"supervisor lost (pid {pid} gone; last heartbeat {age:.0f} s ago)"
         if lifecycle.mark_lost(job.job_id, reason):
             lost.append(job.job_id)
             if job.host in (None, host):
@@ -247,7 +260,7 @@ def _kill_orphans(job_id: str) -> None:
                 proc.kill()
 
 
-def _model_env(
+def model_env(
     *,
     job_id: str,
     kind: str,
@@ -257,9 +270,10 @@ def _model_env(
     interpreter: str,
     settings: Settings,
 ) -> dict[str, str]:
+    """The environment a model gets (DESIGN.md's contract; a data source is added apart)."""
     # Exactly the design's contract: nothing else of the caller's environment (its secrets
     # included) reaches a model, except names the operator allow-listed (those travel apart,
-    # see _keep_secrets, so the job row never holds their values).
+    # see keep_secrets, so the job row never holds their values).
     return dict(
         JOB_ID=job_id,
         MODEL_TYPE=kind,
@@ -276,7 +290,8 @@ def _model_env(
     )
 
 
-def _keep_secrets(paths: Paths, job_id: str, names: tuple[str, ...]) -> None:
+def keep_secrets(paths: Paths, job_id: str, names: tuple[str, ...]) -> None:
+    """Leave the allow-listed environment values for a job's supervisor (0600 file)."""
     # SANDBOX_ENV_ALLOW values (API keys, ...) are written to a 0600 file outside every jail
     # and outside the registry (issue 8); the supervisor reads and deletes it at start.
     values = {name: os.environ[name] for name in names if name in os.environ}
@@ -288,7 +303,8 @@ def _keep_secrets(paths: Paths, job_id: str, names: tuple[str, ...]) -> None:
         json.dump(values, out)
 
 
-def _jail_tool() -> str | None:
+def jail_tool() -> str | None:
+    """The jail tool this machine offers (probed once per process), or None."""
     from sandbox_kit import jail
 
     return jail.probe().tool
@@ -296,11 +312,14 @@ def _jail_tool() -> str | None:
 
 def queue_spec(settings: Settings) -> dict[str, Any]:
     """The queue limits a dispatcher needs, as plain data (they travel in the run spec)."""
-    return {
+    queue: dict[str, Any] = {
         "cpu_slots": settings.slot_capacity,
         "per_type": dict(settings.max_running_per_type),
         "tokens": dict(settings.tokens),
     }
+    if settings.executor == "dask":  # issue 12: where claimed jobs go, and their results
+        queue.update(executor="dask", dask_address=settings.dask_address, store=settings.store)
+    return queue
 
 
 def python_version(interpreter: str) -> str:

@@ -15,6 +15,7 @@ from          to                          by
                                           slots, per-type caps and licence pools allow (any
                                           dispatching process; policy in its docstring)
 ``queued``    ``cancelled``               :meth:`Lifecycle.cancel`: it never starts
+``running``   ``cancelled``               :meth:`Lifecycle.cancel` of a remote job not yet taken
 ``running``   (flag ``cancel_requested``) :meth:`Lifecycle.cancel`: the supervisor stops the tree
 ``running``   ``success`` ``failed``      :meth:`Lifecycle.finish`: the supervisor's verdict
               ``cancelled`` ``timeout``
@@ -22,9 +23,17 @@ from          to                          by
                                           supervisor cannot be started
 ``running``   ``lost``                    :meth:`Lifecycle.mark_lost`: reconciliation found its
                                           supervisor gone
+``running``   ``queued`` (attempt + 1)    :meth:`Lifecycle.mark_lost` of a job with retries left
+                                          (issue 12): a new attempt, claimed like any other
+``running``   ``queued``                  :meth:`Lifecycle.release`: a claimed job no Dask worker
+                                          took and the cluster lost (or never got); same attempt
 ============  ==========================  ========================================================
 
-Terminal statuses never change again. Like :mod:`sandbox_kit.dbapi`, this module imports no
+Terminal statuses never change again. A job's ``attempt`` fences the writes of its
+supervisor: the Dask executor may run a task twice, and a worker thought dead may come back,
+so a supervisor passes its attempt and its writes change nothing once a newer attempt exists.
+
+Like :mod:`sandbox_kit.dbapi`, this module imports no
 SQLAlchemy, so a supervisor can use it within milliseconds of starting.
 """
 
@@ -78,6 +87,9 @@ _OPTIONAL_CREATE_COLUMNS = (
     # CPU slots asked for and licence pools ("+"-joined) (issue 15).
     "threads",
     "tokens",
+    # Where it runs, and how many lost attempts may be queued again (issue 12).
+    "executor",
+    "retries",
     # The schedule that fired the run, and the run's deadline (issue 10).
     "schedule_id",
     "deadline_at",
@@ -117,6 +129,7 @@ class Claimed:
     spec: dict[str, Any]
     slot: int
     threads: int = 1
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +141,8 @@ class CancelTicket:
     supervisor_pid: int | None = None
     supervisor_started: float | None = None
     supervisor_ready: bool = False  # its signal handlers are installed (it has beaten once)
+    #: A remote job no worker took yet, ended here: its Dask task (job id, attempt) to cancel.
+    task: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +154,9 @@ class Liveness:
     supervisor_pid: int | None
     supervisor_started: float | None
     last_sign: datetime | None  # heartbeat, else the claim
+    worker: str | None = None  # the Dask worker that took it (issue 12)
+    attempt: int = 1
+    remote: bool = False  # run by the Dask executor
 
 
 class Lifecycle:
@@ -297,10 +315,16 @@ class Lifecycle:
                 running[model_type] += 1
                 used.update(wanted)
                 free -= width
-                row = st.run("SELECT spec FROM jobs WHERE id = :id", {"id": job_id}).one()
+                row = st.run("SELECT spec, attempt FROM jobs WHERE id = :id", {"id": job_id}).one()
                 assert row is not None
-                job_spec = {**json.loads(row[0]), "slot": slot, "threads": width}
-                claimed.append(Claimed(job_id, job_spec, slot, width))
+                attempt = int(row[1] or 1)
+                job_spec = {
+                    **json.loads(row[0]),
+                    "slot": slot,
+                    "threads": width,
+                    "attempt": attempt,
+                }
+                claimed.append(Claimed(job_id, job_spec, slot, width, attempt))
         return claimed
 
     def spawned(self, job_id: str, *, pid: int, pid_started: float | None) -> None:
@@ -323,15 +347,19 @@ class Lifecycle:
         supervisor_pid: int,
         supervisor_started: float | None,
         isolation: str,
+        attempt: int | None = None,
     ) -> str | None:
-        """The supervisor's first word: the model runs. Returns what :meth:`heartbeat` does."""
+        """The supervisor's first word: the model runs. Returns what :meth:`heartbeat` does.
+
+        ``attempt`` (a remote supervisor's) fences the write, as for :meth:`heartbeat`."""
         with self.conn.write() as st:
             done = st.run(
                 "UPDATE jobs SET started_at = :started, heartbeat_at = :now, model_pid = :mp, "
                 "model_started = :ms, host = :host, python_version = :pv, "
                 "supervisor_pid = :sp, supervisor_started = :ss, isolation = :iso "
-                "WHERE id = :id AND status = :r",
+                f"WHERE id = :id AND status = :r{_fence(attempt)}",
                 {
+                    "attempt": attempt,
                     "iso": isolation,
                     "sp": supervisor_pid,
                     "ss": supervisor_started,
@@ -347,22 +375,70 @@ class Lifecycle:
             )
             return _beat(done, job_id)
 
-    def heartbeat(self, job_id: str) -> str | None:
+    def heartbeat(self, job_id: str, *, attempt: int | None = None) -> str | None:
         """Prove the supervisor is alive.
 
         Returns :data:`CANCEL` when a cancel was requested, :data:`GONE` when the job is no
         longer running (it was ended elsewhere, e.g. marked lost: the supervisor must stop
-        its model), else None.
+        its model) or, given ``attempt``, runs as a newer attempt; else None.
         """
         with self.conn.write() as st:
             done = st.run(
-                "UPDATE jobs SET heartbeat_at = :now WHERE id = :id AND status = :r",
-                {"now": self.now(), "id": job_id, "r": RUNNING},
+                f"UPDATE jobs SET heartbeat_at = :now WHERE id = :id AND status = :r"
+                f"{_fence(attempt)}",
+                {"now": self.now(), "id": job_id, "r": RUNNING, "attempt": attempt},
             )
             return _beat(done, job_id)
 
-    def finish(self, job_id: str, status: str, **values: Any) -> bool:
-        """``running`` -> ``status`` (a verdict), once; returns False if it had ended already.
+    def take(self, job_id: str, *, attempt: int, worker: str) -> bool:
+        """A Dask worker takes a claimed job's attempt (issue 12); False when it must not
+        run it: the attempt is over or another worker took it (Dask runs a task at least
+        once, so a task can arrive twice)."""
+        with self.conn.write() as st:
+            return (
+                st.run(
+                    "UPDATE jobs SET worker = :w WHERE id = :id AND status = :r "
+                    "AND attempt = :attempt AND worker IS NULL",
+                    {"w": worker, "id": job_id, "r": RUNNING, "attempt": attempt},
+                ).rowcount
+                == 1
+            )
+
+    def untaken(self, *, older_than_s: float) -> list[tuple[str, int]]:
+        """Remote jobs claimed longer ago than ``older_than_s`` that no worker took yet:
+        (job id, attempt) pairs (issue 12)."""
+        with self.conn.read() as st:
+            rows = st.run(
+                "SELECT id, attempt, claimed_at FROM jobs WHERE status = :r "
+                "AND executor = 'dask' AND worker IS NULL",
+                {"r": RUNNING},
+            ).all()
+            now = self.now()
+            return [
+                (job_id, int(attempt or 1))
+                for job_id, attempt, claimed in rows
+                if (moment := st.moment(claimed)) is not None
+                and (now - moment).total_seconds() > older_than_s
+            ]
+
+    def release(self, job_id: str, *, attempt: int) -> bool:
+        """``running`` -> ``queued`` for a claimed job no worker took (its task never reached
+        the cluster, or the scheduler restarted and forgot it); False when it was taken."""
+        with self.conn.write() as st:
+            return (
+                st.run(
+                    "UPDATE jobs SET status = :q, slot = NULL, claimed_at = NULL "
+                    "WHERE id = :id AND status = :r AND attempt = :attempt AND worker IS NULL",
+                    {"q": QUEUED, "id": job_id, "r": RUNNING, "attempt": attempt},
+                ).rowcount
+                == 1
+            )
+
+    def finish(
+        self, job_id: str, status: str, *, attempt: int | None = None, **values: Any
+    ) -> bool:
+        """``running`` -> ``status`` (a verdict), once; returns False if it had ended already
+        (or, given ``attempt``, a newer attempt exists).
 
         ``values`` may set ``reason``, ``exit_code``, ``signal``, ``truncated``, ``outcome``,
         ``objective`` and ``metrics`` (a dict).
@@ -374,7 +450,7 @@ class Lifecycle:
             raise TypeError(f"finish() got unknown columns {sorted(unknown)}")
         if "metrics" in values:
             values["metrics"] = json.dumps(values["metrics"] or {})
-        return self._end(job_id, (RUNNING,), status, values)
+        return self._end(job_id, (RUNNING,), status, values, attempt=attempt)
 
     def judge_deadline(self, job_id: str, *, missed: bool) -> bool:
         """Record whether a job missed its deadline, once; returns False if judged already.
@@ -391,9 +467,55 @@ class Lifecycle:
                 == 1
             )
 
-    def mark_lost(self, job_id: str, reason: str) -> bool:
-        """``running`` -> ``lost``; returns False when the job had ended meanwhile."""
-        return self._end(job_id, (RUNNING,), "lost", {"reason": reason})
+    def mark_lost(self, job_id: str, reason: str, *, attempt: int | None = None) -> bool:
+        """``running`` -> ``lost``; returns False when the job had ended meanwhile.
+
+        A job with retries left (``retries`` >= its ``attempt``, and no cancel asked) is not
+        lost: it goes back to ``queued`` as its next attempt, the reason kept (issue 12).
+        """
+        with self.conn.write() as st:
+            row = st.run(
+                f"SELECT attempt, retries, cancel_requested FROM jobs WHERE id = :id "
+                f"AND status = :r{_fence(attempt)}",
+                {"id": job_id, "r": RUNNING, "attempt": attempt},
+            ).one()
+            if row is None:
+                return False
+            current, retries, cancelling = int(row[0] or 1), int(row[1] or 0), bool(row[2])
+            if cancelling or current > retries:
+                return (
+                    st.run(
+                        "UPDATE jobs SET status = 'lost', finished_at = :now, reason = :why "
+                        "WHERE id = :id AND status = :r AND attempt = :attempt",
+                        {
+                            "now": self.now(),
+                            "why": reason,
+                            "id": job_id,
+                            "r": RUNNING,
+                            "attempt": current,
+                        },
+                    ).rowcount
+                    == 1
+                )
+            why = f"attempt {current} lost: {reason}; queued again as attempt {current + 1}"
+            return (
+                st.run(
+                    "UPDATE jobs SET status = :q, attempt = :next, reason = :why, worker = NULL, "
+                    "slot = NULL, claimed_at = NULL, started_at = NULL, heartbeat_at = NULL, "
+                    "supervisor_pid = NULL, supervisor_started = NULL, model_pid = NULL, "
+                    "model_started = NULL, host = NULL "
+                    "WHERE id = :id AND status = :r AND attempt = :attempt",
+                    {
+                        "q": QUEUED,
+                        "next": current + 1,
+                        "why": why,
+                        "id": job_id,
+                        "r": RUNNING,
+                        "attempt": current,
+                    },
+                ).rowcount
+                == 1
+            )
 
     def cancel(self, job_id: str, *, actor: str | None = None) -> CancelTicket:
         """Cancel a job: a queued one ends ``cancelled`` now; a running one is flagged (its
@@ -407,13 +529,13 @@ class Lifecycle:
         """
         with self.conn.write() as st:
             row = st.run(
-                "SELECT status, supervisor_pid, supervisor_started, heartbeat_at FROM jobs "
-                "WHERE id = :id",
+                "SELECT status, supervisor_pid, supervisor_started, heartbeat_at, executor, "
+                "worker, attempt FROM jobs WHERE id = :id",
                 {"id": job_id},
             ).one()
             if row is None:
                 raise NotFoundError("job", job_id)
-            status, pid, pid_started, beat = row
+            status, pid, pid_started, beat, where, worker, attempt = row
             if actor is not None and status in (QUEUED, RUNNING):
                 audit.write(
                     st,
@@ -438,6 +560,20 @@ class Lifecycle:
                 return CancelTicket(QUEUED, ended=True)
             if status != RUNNING:
                 return CancelTicket(status)
+            if where == "dask" and worker is None:
+                # Claimed, but no worker took it: it ends here (a worker that takes it later
+                # finds it no longer running), and its task is cancelled in Dask too.
+                st.run(
+                    "UPDATE jobs SET status = 'cancelled', reason = :why, finished_at = :now "
+                    "WHERE id = :id AND status = :r AND worker IS NULL",
+                    {
+                        "why": "cancelled before a worker started it",
+                        "now": self.now(),
+                        "id": job_id,
+                        "r": RUNNING,
+                    },
+                )
+                return CancelTicket(RUNNING, ended=True, task=(job_id, int(attempt or 1)))
             st.run(
                 "UPDATE jobs SET cancel_requested = :t WHERE id = :id", {"t": True, "id": job_id}
             )
@@ -447,13 +583,22 @@ class Lifecycle:
         """The running jobs, with what tells whether their supervisor lives."""
         with self.conn.read() as st:
             rows = st.run(
-                "SELECT id, host, supervisor_pid, supervisor_started, heartbeat_at, claimed_at "
-                "FROM jobs WHERE status = :r",
+                "SELECT id, host, supervisor_pid, supervisor_started, heartbeat_at, claimed_at, "
+                "worker, attempt, executor FROM jobs WHERE status = :r",
                 {"r": RUNNING},
             ).all()
             return [
-                Liveness(job_id, host, pid, started, st.moment(beat) or st.moment(claimed))
-                for job_id, host, pid, started, beat, claimed in rows
+                Liveness(
+                    job_id,
+                    host,
+                    pid,
+                    started,
+                    st.moment(beat) or st.moment(claimed),
+                    worker,
+                    int(attempt or 1),
+                    where == "dask",
+                )
+                for job_id, host, pid, started, beat, claimed, worker, attempt, where in rows
             ]
 
     def status(self, job_id: str) -> str | None:
@@ -463,18 +608,24 @@ class Lifecycle:
             return None if row is None else str(row[0])
 
     def _end(
-        self, job_id: str, sources: tuple[str, ...], status: str, values: dict[str, Any]
+        self,
+        job_id: str,
+        sources: tuple[str, ...],
+        status: str,
+        values: dict[str, Any],
+        *,
+        attempt: int | None = None,
     ) -> bool:
         assignments = ", ".join(f"{name} = :{name}" for name in values)
         allowed = ", ".join(f":from{i}" for i in range(len(sources)))
-        params = {**values, "status": status, "now": self.now(), "id": job_id}
+        params = {**values, "status": status, "now": self.now(), "id": job_id, "attempt": attempt}
         params.update({f"from{i}": source for i, source in enumerate(sources)})
         with self.conn.write() as st:
             return (
                 st.run(
                     f"UPDATE jobs SET status = :status, finished_at = :now"
                     f"{', ' if assignments else ''}{assignments} "
-                    f"WHERE id = :id AND status IN ({allowed})",
+                    f"WHERE id = :id AND status IN ({allowed}){_fence(attempt)}",
                     params,
                 ).rowcount
                 == 1
@@ -507,6 +658,11 @@ def _audit_run(st: Statements, values: dict[str, Any], *, at: datetime) -> None:
         object_id=values["id"],
         details=details,
     )
+
+
+def _fence(attempt: int | None) -> str:
+    """The condition that keeps a write to the given attempt (none: any attempt)."""
+    return "" if attempt is None else " AND attempt = :attempt"
 
 
 def _pools(names: str | None) -> list[str]:

@@ -88,6 +88,9 @@ class Model:
     #: slots a run takes and the licence pools it draws one token from.
     threads: int = 1
     tokens: tuple[str, ...] = ()
+    #: The code of a ``%%sandbox`` cell (issue 14): runnable by id, never active, left out
+    #: of the model lists.
+    scratch: bool = False
 
     @property
     def active(self) -> bool:
@@ -116,6 +119,7 @@ class Model:
             "created_by": self.created_by,
             "threads": self.threads,
             "tokens": list(self.tokens),
+            "scratch": self.scratch,
         }
 
 
@@ -171,8 +175,19 @@ class JobInfo:
     schedule_id: int | None = None
     deadline_at: datetime | None = None
     deadline_missed: bool | None = None
+    #: Where the job runs: ``local`` or ``dask``; the Dask worker's address once one took it;
+    #: how many lost attempts may be queued again (issue 12).
+    executor: str = "local"
+    worker: str | None = None
+    retries: int = 0
     #: Deliveries of notifications about this job (target kind, event, delivered or error).
     notifications: tuple[Notification, ...] = ()
+
+    @property
+    def remote(self) -> bool:
+        """True when the job runs (or ran) on a Dask worker: its log and results travel
+        through the registry and the store."""
+        return self.executor == "dask"
 
     @property
     def best_found(self) -> str | None:

@@ -27,6 +27,10 @@ from sandbox_kit.validation import ValidatedSource, safe_filename
 
 _ACTIVE_JOB_STATUSES = ("queued", "running")
 
+#: The name of every scratch version (the code of a ``%%sandbox`` cell; issue 14). No upload
+#: can take it: uploaded names are sanitised, and ``%`` does not survive that.
+SCRATCH_NAME = "%%sandbox"
+
 
 class Registry:
     """Model versions stored in a database and a folder."""
@@ -44,6 +48,7 @@ class Registry:
         description: str = "",
         activate: bool = True,
         actor: str | None = None,
+        scratch: bool = False,
     ) -> Model:
         """Store a validated source as the next version of ``name`` for ``model_type``.
 
@@ -51,9 +56,14 @@ class Registry:
         duplicate (and made active when ``activate`` is true). ``actor`` (default: this
         process's, :func:`~sandbox_kit.audit.resolve_actor`) is recorded as ``created_by`` and
         in the audit trail.
+
+        A ``scratch`` version (a ``%%sandbox`` cell) is stored under :data:`SCRATCH_NAME`
+        whatever ``name`` says, never made active, and left out of :meth:`models`; identical
+        cells share one version.
         """
         who = actor if actor is not None else audit.resolve_actor()
-        model_name = _model_name(name, source)
+        model_name = SCRATCH_NAME if scratch else _model_name(name, source)
+        activate = activate and not scratch
         suffix = ".ipynb" if source.filename.lower().endswith(".ipynb") else ".py"
         stored_name = (
             f"{model_type.value.lower()}-{source.sha256[:12]}-{secrets.token_hex(4)}{suffix}"
@@ -92,10 +102,12 @@ class Registry:
                     created_by=who,
                     threads=source.declarations.threads,
                     tokens="+".join(source.declarations.tokens),
+                    scratch=scratch,
                 )
                 s.add(row)
                 s.flush()
-                _record(s, who, "upload", row, filename=source.filename)
+                marks = {"scratch": True} if scratch else {}
+                _record(s, who, "upload", row, filename=source.filename, **marks)
                 if activate:
                     _record(s, who, "activate", row, previous=_make_active(s, row))
                 # The file is written inside the transaction: if writing fails the row is rolled
@@ -113,9 +125,11 @@ class Registry:
     def models(
         self, model_type: ModelType | None = None, status: ModelStatus | None = None
     ) -> list[Model]:
-        """All model versions, newest first, optionally filtered."""
-        query = select(ModelRow).order_by(
-            ModelRow.model_type, ModelRow.name, ModelRow.version.desc()
+        """All model versions but scratch ones, newest first, optionally filtered."""
+        query = (
+            select(ModelRow)
+            .where(ModelRow.scratch.is_(False))
+            .order_by(ModelRow.model_type, ModelRow.name, ModelRow.version.desc())
         )
         if model_type is not None:
             query = query.where(ModelRow.model_type == model_type.value)
@@ -148,6 +162,12 @@ class Registry:
             if row.status == ModelStatus.ARCHIVED.value:
                 raise ConflictError(
                     f"model {model_id} ({row.name} v{row.version}) is archived; restore it first",
+                    model_id=model_id,
+                )
+            if row.scratch:
+                raise ConflictError(
+                    f"model {model_id} is the code of a %%sandbox cell and cannot be active; "
+                    "store it under a name with %%sandbox --save NAME, then activate that",
                     model_id=model_id,
                 )
             was_active = row.status == ModelStatus.ACTIVE.value
@@ -336,4 +356,5 @@ def _view(row: ModelRow, paths: Paths) -> Model:
         created_by=row.created_by,
         threads=row.threads or 1,
         tokens=tuple(t for t in (row.tokens or "").split("+") if t),
+        scratch=bool(row.scratch),
     )

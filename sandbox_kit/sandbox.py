@@ -12,13 +12,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox_kit import audit, datasource, executor, launcher, sweeps
+from sandbox_kit import audit, dask_executor, datasource, executor, launcher, sweeps
 from sandbox_kit import cache as result_cache
 from sandbox_kit.config import Paths, Settings
 from sandbox_kit.datasets import DataStore
 from sandbox_kit.db import Database
 from sandbox_kit.dbapi import Connection
-from sandbox_kit.errors import RunError, ValidationError
+from sandbox_kit.errors import RunError, SandboxKitError, ValidationError
 from sandbox_kit.jobs import Job
 from sandbox_kit.jobstore import JobStore
 from sandbox_kit.lifecycle import Lifecycle
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from sandbox_kit.schedules import ScheduleStore
 
 _RECONCILE_EVERY_S = 5.0
+_CELL_FILENAME = "cell.py"  # what errors about a %%sandbox cell's code call it
 
 
 class Sandbox:
@@ -253,6 +254,7 @@ class Sandbox:
         data_source_id: str | None = None,
         timeout: float | None = None,
         cache: bool | None = None,
+        retries: int | None = None,
     ) -> Job:
         """Start (or queue) a run of a model and return its handle at once.
 
@@ -267,6 +269,8 @@ class Sandbox:
             cache: reuse the result of an identical earlier run, if there is one (the job is
                 then ``success`` at once, with ``cached_from`` set); False always runs; None
                 follows ``SANDBOX_CACHE_<TYPE>`` (off by default).
+            retries: how many times the job is queued again as a new attempt when it is
+                lost (its Dask worker died; default ``SANDBOX_RETRIES[_<TYPE>]``, 0).
 
         Raises:
             RunError: no active model for the type, or the model is archived.
@@ -275,6 +279,62 @@ class Sandbox:
             NotFoundError: the data source names no data set, version or job.
         """
         target = self._runnable(model)
+        source = self.resolve_source(data_source_id)
+        return self._start(
+            target, config=config, source=source, timeout=timeout, cache=cache, retries=retries
+        )
+
+    def run_code(
+        self,
+        code: str,
+        model_type: str | ModelType,
+        *,
+        config: dict[str, Any] | None = None,
+        data_source_id: str | None = None,
+        timeout: float | None = None,
+        cache: bool | None = None,
+    ) -> Job:
+        """Run Python source as a throw-away model of a type (what a ``%%sandbox`` cell does).
+
+        The code is checked exactly like an uploaded ``.py`` file named ``cell.py`` and stored
+        as a scratch version (:attr:`Model.scratch`): identical code shares one version, no
+        model list shows it and it never becomes its type's active model. It then runs like
+        any model: supervised, isolated and limited, listed with the other jobs under the
+        model name ``%%sandbox``.
+
+        Args:
+            code: the model's source.
+            model_type: ``"DMO"``, ``"RMO"`` or ``"SO"`` (what ``$MODEL_TYPE`` says, and
+                which type's limits apply).
+            config, data_source_id, timeout, cache: as for :meth:`run`.
+
+        Raises:
+            ValidationError: the code was rejected (the message names line and column), or
+                the type or data source is unknown: nothing was stored. A config or timeout
+                that :meth:`run` refuses is refused after the (hidden) scratch version was
+                stored.
+            NotFoundError: the data source names no data set, version or job.
+        """
+        kind = _model_type(model_type)
+        checked = validate_upload(
+            _CELL_FILENAME, code.encode("utf-8"), max_bytes=self.settings.max_upload_bytes
+        )
+        source = self.resolve_source(data_source_id)  # refused before storing
+        target = self.registry.upload(checked, kind, scratch=True, actor=self.actor)
+        return self._start(target, config=config, source=source, timeout=timeout, cache=cache)
+
+    def _start(
+        self,
+        target: Model,
+        *,
+        config: dict[str, Any] | None,
+        source: datasource.Source | None,
+        timeout: float | None,
+        cache: bool | None,
+        retries: int | None = None,
+    ) -> Job:
+        if self.settings.executor == "dask":
+            dask_executor.check_cluster(self.settings.dask_address, self.db.url)
         job_id = launcher.submit(
             self.db,
             self.lifecycle,
@@ -282,10 +342,11 @@ class Sandbox:
             self.settings,
             target,
             config=config,
-            source=datasource.resolve(self.datastore, data_source_id),
+            source=source,
             timeout=timeout,
             cache=cache,
             started_by=self.actor,
+            retries=retries,
         )
         self._dispatch()
         return self.job(job_id)
@@ -295,9 +356,35 @@ class Sandbox:
         return Job(self, self.job_info(job_id))
 
     def job_info(self, job_id: str) -> JobInfo:
-        """The current record of a job."""
+        """The current record of a job (a remote job's log brought up to date with it)."""
         self._maybe_reconcile()
-        return self.jobstore.get(job_id)
+        info = self.jobstore.get(job_id)
+        self.sync_remote(info)
+        return info
+
+    def resolve_source(self, asked: str | None) -> datasource.Source | None:
+        """Pin a data source (:func:`sandbox_kit.datasource.resolve`); a job that ran on a
+        Dask worker has its results fetched from the store first, so they can be pinned."""
+        source = datasource.resolve(self.datastore, asked)
+        if source is not None and source.label.startswith("job:"):
+            info = self.jobstore.get(source.label.removeprefix("job:"))
+            if info.remote:
+                self.sync_remote(info, results=True)
+                source = datasource.resolve(self.datastore, asked)
+        return source
+
+    def sync_remote(self, info: JobInfo, *, results: bool = False) -> None:
+        """For a job run on a Dask worker (issue 12): bring its log and, with ``results``,
+        its result folder once it ended, to this host. Nothing for a local job."""
+        if not info.remote:
+            return
+        dask_executor.catch_up(self.lifecycle.conn, [info])
+        if results and info.status.terminal and info.cached_from is None:
+            store = self.settings.store or str(self.paths.store)
+            try:
+                dask_executor.fetch_results(info, store)
+            except SandboxKitError as exc:
+                logger(self.paths.home).warning("results of %s not fetched: %s", info.id, exc)
 
     def jobs(
         self,
@@ -312,13 +399,15 @@ class Sandbox:
         if limit < 1:
             raise ValidationError(f"limit must be at least 1, not {limit}")
         self._maybe_reconcile()
-        return self.jobstore.list(
+        found = self.jobstore.list(
             model_type=None if model_type is None else _model_type(model_type),
             status=None if status is None else _enum(JobStatus, status, "job status"),
             model_id=model,
             schedule_id=schedule,
             limit=limit,
         )
+        dask_executor.catch_up(self.lifecycle.conn, found)
+        return found
 
     def job_ends(self, since: datetime, *, limit: int = 100) -> list[JobInfo]:
         """Jobs that ended, or missed their deadline, from ``since`` on, whoever started
@@ -331,8 +420,11 @@ class Sandbox:
         is left as it is."""
         # No dispatch here: a queued job held no slot, and a running one's supervisor starts
         # the next queued jobs once the tree is really gone.
-        if launcher.cancel(self.lifecycle, job_id, actor=self.actor).ended:
+        ticket = launcher.cancel(self.lifecycle, job_id, actor=self.actor)
+        if ticket.ended:
             self.paths.secrets(job_id).unlink(missing_ok=True)  # its supervisor never will
+        if ticket.task is not None and self.settings.dask_address:
+            dask_executor.cancel_task(self.settings.dask_address, *ticket.task)
 
     def audit(
         self,
@@ -582,7 +674,7 @@ class Sandbox:
         )
         if timeout is not None and not timeout > 0:
             raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
-        source = datasource.resolve(self.datastore, data_source_id)
+        source = self.resolve_source(data_source_id)
         use_cache = self.settings.cache_for(model.model_type.value) if cache is None else cache
         sweep_id = sweeps.new_sweep_id()
         self.sweepstore.create(

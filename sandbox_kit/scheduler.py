@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sandbox_kit import cron, datasource, executor, launcher, notify
+from sandbox_kit import cron, executor, launcher, notify
 from sandbox_kit.dbapi import Statements, TransientError
 from sandbox_kit.errors import RunError, SandboxKitError, ValidationError
 from sandbox_kit.lease import Lease, LeaseLost
@@ -410,7 +410,7 @@ class Scheduler:
     def _submit(self, schedule: _Schedule, fire_id: int, fire_at: datetime) -> str:
         sb = self.sandbox
         model = self._model(schedule)
-        source = datasource.resolve(sb.datastore, schedule.data_source)
+        source = sb.resolve_source(schedule.data_source)
         deadline_at = (
             None
             if schedule.deadline_min is None

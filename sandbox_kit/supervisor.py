@@ -16,6 +16,11 @@ Run. It reads its run spec as JSON on stdin and starts the model at once. Then:
   (retrying until the database is back) and starts the next queued jobs.
 
 A supervisor that dies leaves a stale heartbeat; reconciliation then marks its job ``lost``.
+
+On a Dask worker (``spec["remote"]``, issue 12) the same supervisor also ships its log into
+the registry as it is written (:mod:`sandbox_kit.logship`), uploads the result folder to the
+store before it records the end, fences its writes with the job's attempt, and watches the
+pipe from its worker: when the worker dies it stops the model and records the attempt lost.
 It imports neither SQLAlchemy nor widget code (a test checks), so it starts in milliseconds.
 """
 
@@ -67,6 +72,27 @@ class Supervisor:
         #: ``namespaces`` (bubblewrap), ``partial`` (unshare) or ``none``; recorded per job.
         self.isolation = "none"
         self._jail_tool: str | None = None
+        #: On a Dask worker: the attempt (fences every write), the worker and the store.
+        self.remote: dict[str, Any] | None = spec.get("remote")
+        self.attempt: int | None = self.remote["attempt"] if self.remote else None
+        self._worker_lost = False
+        self._shipper: Any = None
+
+    def watch_worker(self, fd: int, pending: bytes = b"") -> None:
+        """Watch the pipe (``fd``) from the Dask worker that started this supervisor: its end
+        without a ``detach`` first means the worker died, and the model must stop."""
+
+        def watch() -> None:
+            seen = pending
+            while b"detach" not in seen:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    self._worker_lost = True
+                    return
+                seen = seen[-8:] + chunk
+            # An orderly close: run on and record the end.
+
+        threading.Thread(target=watch, name="worker-watch", daemon=True).start()
 
     def run(self) -> int:
         """Run the job to its end; the return value is the supervisor's exit code."""
@@ -75,6 +101,15 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _become_subreaper()
+        if self.remote is not None:
+            from sandbox_kit.dbapi import Connection
+            from sandbox_kit.logship import LogShipper
+
+            conn = Connection(self.spec["db_url"], name=f"sandbox-kit log {self.job_id}")
+            self._shipper = LogShipper(
+                conn, self.job_id, self.remote["attempt"], self.spec["log_path"]
+            )
+            self._shipper.start()
         started = datetime.now(UTC)
         error = self._start()
         self.registrar.start(started)
@@ -244,6 +279,8 @@ class Supervisor:
                     self.stop_cause = "cancel"
                 elif self.registrar.gone.is_set():
                     self.stop_cause = "gone"
+                elif self._worker_lost:
+                    self.stop_cause = "worker"
                 if self.stop_cause is None and deadline is not None and now >= deadline:
                     self.stop_cause = "timeout"
                 if self.stop_cause is not None:
@@ -325,6 +362,9 @@ class Supervisor:
             return "timeout", f"wall-clock timeout after {self.spec['timeout_s']:g} s"
         if self.stop_cause == "signal":
             return "cancelled", "supervisor was asked to stop (SIGTERM)"
+        if self.stop_cause == "worker":
+            assert self.remote is not None
+            return "lost", f"worker {self.remote['worker']} died"
         if self.stop_cause == "gone":  # not recorded: the job already has its end
             return "cancelled", "the job was ended elsewhere (e.g. marked lost); model stopped"
         if rc == 0:
@@ -393,21 +433,53 @@ class Supervisor:
                 "job %s: cannot record %s yet (%s); retrying", self.job_id, status, exc
             )
 
+        if self.remote is not None:
+            status, values = self._hand_back(status, values)
+
+        def end() -> bool:
+            if status == "lost":  # the worker died: queued again if retries are left
+                return bool(
+                    lifecycle.mark_lost(self.job_id, values["reason"], attempt=self.attempt)
+                )
+            return bool(lifecycle.finish(self.job_id, status, attempt=self.attempt, **values))
+
         try:
-            retry(
-                lambda: lifecycle.finish(self.job_id, status, **values),
-                give_up_after_s=self.spec.get("db_retry_s", 3600.0),
-                on_error=warn,
-            )
+            retry(end, give_up_after_s=self.spec.get("db_retry_s", 3600.0), on_error=warn)
         except TransientError as exc:
             self.oplog.error("job %s: gave up recording %s: %s", self.job_id, status, exc)
             return
+        if not self.spec["queue"]:
+            return  # on a Dask worker the task starts the next jobs
         # A supervisor asked to stop (SIGTERM) starts the next jobs as new processes rather
         # than running one itself.
         chain = self.chain and not self._stop_signalled
         kept = dispatch(lifecycle, self.spec["queue"], log=self.oplog, keep_one=chain).kept
         if kept is not None:
             self.next_spec = {**kept.spec, "db_url": self.spec["db_url"]}
+
+    def _hand_back(self, status: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """On a Dask worker: the results to the store, the last of the log to the registry,
+        before the end is recorded (a follower that sees the end has every line)."""
+        from sandbox_kit.dbapi import TransientError
+
+        assert self.remote is not None
+        if status != "lost":
+            from sandbox_kit.store import Store
+
+            try:
+                Store(self.remote["store"]).put_dir(
+                    Path(self.spec["result_dir"]), f"results/{self.job_id}"
+                )
+            except Exception as exc:
+                status, values = "failed", {**values, "reason": f"results not stored: {exc}"}
+                self.oplog.error("job %s: %s", self.job_id, values["reason"])
+        try:
+            self._shipper.close(give_up_after_s=self.spec.get("db_retry_s", 3600.0))
+        except TransientError as exc:
+            self.oplog.error("job %s: log not shipped in full: %s", self.job_id, exc)
+        finally:
+            self._shipper.conn.close()
+        return status, values
 
 
 class Registrar:
@@ -462,7 +534,7 @@ class Registrar:
                 if not self.announced and sup.proc is not None:
                     beat = self.announce(lifecycle)
                 else:
-                    beat = lifecycle.heartbeat(sup.job_id)
+                    beat = lifecycle.heartbeat(sup.job_id, attempt=sup.attempt)
             except TransientError as exc:
                 if failing_since is None:
                     failing_since = time.monotonic()
@@ -501,6 +573,7 @@ class Registrar:
             supervisor_pid=os.getpid(),
             supervisor_started=_create_time(os.getpid()),
             isolation=sup.isolation,
+            attempt=sup.attempt,
         )
         self.announced = True
         return beat
@@ -665,15 +738,38 @@ def main() -> int:
     "light per-job cost"). Each job still gets a fresh :class:`Supervisor`, its own log and
     its own ``supervisor.log``.
     """
-    spec: dict[str, Any] | None = json.loads(sys.stdin.buffer.read())
-    sys.stdin.close()
+    # One line: the local executor then closes the pipe; a Dask worker keeps it open (its
+    # end, without a "detach" first, says the worker died).
+    line, rest = _read_line(0)
+    spec: dict[str, Any] | None = json.loads(line)
+    assert spec is not None
+    if spec.get("remote") is None:
+        os.close(0)
     while spec is not None:
-        supervisor = Supervisor(spec, chain=True)
+        supervisor = Supervisor(spec, chain=spec.get("remote") is None)
+        if supervisor.remote is not None:
+            supervisor.watch_worker(0, rest)
         supervisor.run()
         spec = supervisor.next_spec
         if spec is not None:
             _adopt(spec)
     return 0
+
+
+def _read_line(fd: int) -> tuple[bytes, bytes]:
+    """The first line on ``fd`` (up to EOF if it has no newline), and what came after it.
+
+    Unbuffered (``os.read``): a thread that later watches the same pipe must not share a
+    buffered reader with the interpreter's shutdown.
+    """
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
 
 
 def _adopt(spec: dict[str, Any]) -> None:

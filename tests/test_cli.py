@@ -32,6 +32,7 @@ JSON_KEYS = {
     "created_by",
     "threads",  # its header's declarations (issue 15)
     "tokens",
+    "scratch",  # a %%sandbox cell's code (issue 14)
 }
 # The CLI must not pick up a database from the environment running the tests.
 NO_DB = {"SANDBOX_DB_URL": ""}

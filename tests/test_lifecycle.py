@@ -40,9 +40,16 @@ def lifecycle(db_url: str) -> Iterator[Lifecycle]:
 
 
 def create(
-    lc: Lifecycle, job_id: str, model_type: str = "DMO", *, threads: int = 1, tokens: str = ""
+    lc: Lifecycle,
+    job_id: str,
+    model_type: str = "DMO",
+    *,
+    threads: int = 1,
+    tokens: str = "",
+    retries: int = 0,
 ) -> None:
     lc.create(
+        retries=retries,
         threads=threads,
         tokens=tokens,
         id=job_id,
@@ -60,12 +67,47 @@ def create(
     )
 
 
+def test_a_lost_attempt_with_retries_left_is_queued_again_and_fences_the_old_one(
+    lifecycle: Lifecycle,
+) -> None:
+    create(lifecycle, "J1", retries=1)
+    (first,) = lifecycle.claim(4, {})
+    assert first.attempt == 1
+    assert lifecycle.take("J1", attempt=1, worker="tcp://w1")
+    assert not lifecycle.take("J1", attempt=1, worker="tcp://w2")  # a task run twice
+    assert lifecycle.mark_lost("J1", "worker tcp://w1 stopped", attempt=1)
+    assert lifecycle.status("J1") == "queued"
+    (second,) = lifecycle.claim(4, {})
+    assert second.attempt == 2 and second.spec["attempt"] == 2
+    # The dead attempt's late writes change nothing.
+    assert lifecycle.heartbeat("J1", attempt=1) == GONE
+    assert not lifecycle.take("J1", attempt=1, worker="tcp://w1")
+    assert not lifecycle.finish("J1", "failed", attempt=1, reason="late")
+    assert not lifecycle.mark_lost("J1", "late", attempt=1)
+    assert lifecycle.take("J1", attempt=2, worker="tcp://w2")
+    assert lifecycle.heartbeat("J1", attempt=2) is None
+    # No retries left: the second loss is final.
+    assert lifecycle.mark_lost("J1", "worker tcp://w2 stopped", attempt=2)
+    assert lifecycle.status("J1") == "lost"
+    with lifecycle.conn.read() as st:
+        row = st.run("SELECT attempt, reason, worker FROM jobs WHERE id = 'J1'").one()
+    assert row == (2, "worker tcp://w2 stopped", "tcp://w2")
+
+
+def test_a_cancelled_job_is_not_retried(lifecycle: Lifecycle) -> None:
+    create(lifecycle, "J1", retries=3)
+    lifecycle.claim(4, {})
+    lifecycle.cancel("J1")
+    assert lifecycle.mark_lost("J1", "worker gone")
+    assert lifecycle.status("J1") == "lost"
+
+
 def test_a_job_goes_queued_running_and_ends_once(lifecycle: Lifecycle) -> None:
     create(lifecycle, "J1")
     assert lifecycle.status("J1") == "queued"
     claimed = lifecycle.claim(4, {})
-    assert [(c.job_id, c.spec, c.slot, c.threads) for c in claimed] == [
-        ("J1", {"job_id": "J1", "slot": 0, "threads": 1}, 0, 1)
+    assert [(c.job_id, c.spec, c.slot, c.threads, c.attempt) for c in claimed] == [
+        ("J1", {"job_id": "J1", "slot": 0, "threads": 1, "attempt": 1}, 0, 1, 1)
     ]
     assert lifecycle.status("J1") == "running"
     assert lifecycle.finish("J1", "success", exit_code=0, metrics={"x": 1.0}, truncated=False)

@@ -79,6 +79,10 @@ _MODEL = {
         "created_by": _nullable("string", description="Who uploaded it (audit trail)."),
         "threads": {"type": "integer", "description": "CPU slots a run takes."},
         "tokens": {"type": "array", "items": {"type": "string"}, "description": "Licence pools."},
+        "scratch": {
+            "type": "boolean",
+            "description": "The code of a %%sandbox cell: never active, not in model lists.",
+        },
     },
 }
 

@@ -259,7 +259,7 @@ class LogPanel(View):
                 continue
             attached.progress = ""
             attached.lines = item.seq
-            self.entries.append(_entry(job_id, kind, item))
+            self.entries.append(line_entry(job_id, kind, item))
         if items:
             self._dirty = True
         if ended and not items:
@@ -282,7 +282,7 @@ class LogPanel(View):
 
     def _render(self) -> None:
         progress = [
-            _progress_html(a.info.model_type.value, job_id, a.progress)
+            progress_html(a.info.model_type.value, job_id, a.progress)
             for job_id, a in self.jobs.items()
             if a.progress and not a.done
         ]
@@ -300,7 +300,7 @@ class LogPanel(View):
             empty = EMPTY if not self.entries else "No lines match the filters."
             set_if_changed(self.view, "value", f'<div class="sk-empty">{empty}</div>')
             return
-        set_if_changed(self.view, "value", "".join(_line_html(e) for e in shown))
+        set_if_changed(self.view, "value", "".join(line_html(e) for e in shown))
 
     def _total(self) -> int:
         return self._forgotten_lines + sum(a.lines for a in self.jobs.values())
@@ -334,12 +334,14 @@ def _base64(chunks: Iterator[bytes]) -> tuple[str, int]:
     return "".join(parts), length
 
 
-def _entry(job_id: str, kind: str, line: LogLine) -> Entry:
+def line_entry(job_id: str, kind: str, line: LogLine) -> Entry:
+    """A log line as the panel keeps it (its text cut for the screen)."""
     text = line.text if len(line.text) <= _SHOWN_CHARS else line.text[:_SHOWN_CHARS] + " …"
     return Entry(job_id, kind, line.seq, line.ts, line.level, text)
 
 
-def _line_html(e: Entry) -> str:
+def line_html(e: Entry) -> str:
+    """One line of a log view: time, level badge, type, job and escaped text."""
     note = " sk-note" if e.note else ""
     return (
         f'<div class="sk-line sk-l-{e.level}{note}">'
@@ -351,7 +353,8 @@ def _line_html(e: Entry) -> str:
     )
 
 
-def _progress_html(kind: str, job_id: str, text: str) -> str:
+def progress_html(kind: str, job_id: str, text: str) -> str:
+    """A job's current ``\\r`` progress line, with a bar when it shows a percentage."""
     match = _PERCENT.search(text)
     bar = ""
     if match:

@@ -1,8 +1,11 @@
 """The dashboard inside a real JupyterLab (issue 14): fits output widths of 600 to 1400 px.
 
 A JupyterLab server on a free port (token from ``JUPYTER_TOKEN``, never the command line) opens
-a notebook with the dashboard cell; Chromium runs it, runs a model from the control panel and
-takes screenshots at three output widths in the light and the dark theme.
+a notebook with the dashboard cell and a ``%%sandbox`` cell; Chromium runs both, runs a model
+from the control panel and takes screenshots of the control panel, the Jobs view, every other
+tab and the ``%%sandbox`` card at three output widths in the light and the dark theme. No
+button, status badge or table cell may be cut by its card or a container, and a table cell
+whose text does not fit must carry its full text as a tooltip.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ from tests.conftest import script
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+WIDTHS = (600, 900, 1400)
+TABS = ("Models", "Results", "Sweeps", "Schedules")
+MAGIC_CELL = """\
+%%sandbox DMO --config '{"load_scale": 1.1}'
+import json, os
+print("scale from the sandbox:", json.loads(os.environ["CONFIG"])["load_scale"])
+"""
 
 
 @dataclass
@@ -52,7 +62,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     sb.upload(script("fast_exit.py"), "DMO")
     sb.close()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from sandbox_kit import dashboard\n\napp = dashboard()")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("from sandbox_kit import dashboard\n\napp = dashboard()"),
+        nbformat.v4.new_code_cell("%load_ext sandbox_kit"),
+        nbformat.v4.new_code_cell(MAGIC_CELL),
+    ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -138,6 +152,55 @@ def _clipped(page: Any) -> list[str]:
     )
 
 
+# Every visible button, status badge and table cell under ``root`` must lie inside its card
+# and inside every ancestor that clips (overflow other than visible); a button's or badge's
+# text must fit it; a table cell may ellipsise its text only when its title holds all of it.
+_CUT_JS = """(root) => {
+  const bad = [];
+  document.querySelectorAll(root).forEach(top => {
+    top.querySelectorAll('button, .sk-status, .sk-cell').forEach(el => {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) { return; }
+      const name = ((el.textContent || '').trim() || el.className).slice(0, 40);
+      const card = el.closest('.sk-card') || top;
+      const box = card.getBoundingClientRect();
+      if (r.left < box.left - 1 || r.right > box.right + 1) {
+        bad.push(name + ': outside its card');
+      }
+      for (let up = el.parentElement; up && up !== card; up = up.parentElement) {
+        const style = getComputedStyle(up);
+        if (style.overflowX === 'visible' || style.display === 'contents') { continue; }
+        const b = up.getBoundingClientRect();
+        if (r.left < b.left - 1 || r.right > b.right + 1) {
+          bad.push(name + ': cut by ' + (up.className || up.tagName));
+          break;
+        }
+      }
+      if (el.scrollWidth > el.clientWidth + 1) {
+        if (!el.classList.contains('sk-cell')) {
+          bad.push(name + ': text cut');
+        } else if (!el.title || !el.title.includes(el.textContent.trim().slice(0, 20))) {
+          bad.push(name + ': ellipsised without a tooltip');
+        }
+      }
+    });
+  });
+  return bad;
+}"""
+
+
+def _cut(page: Any, root: str) -> list[str]:
+    """What :data:`_CUT_JS` finds under the elements matching ``root``."""
+    return list(page.evaluate(_CUT_JS, root))
+
+
+def _run_cell(page: Any, index: int) -> None:
+    """Run the notebook's cell ``index`` (0-based)."""
+    page.locator(".jp-Cell").nth(index).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Enter")
+
+
 def _fit_output(page: Any, width: int) -> None:
     """Resize the window so the cell's output area is ``width`` px wide."""
     for _ in range(3):
@@ -181,16 +244,40 @@ def test_the_dashboard_fits_jupyterlab_from_600_to_1400_px(
             "data-jp-theme-light", "true" if theme == "light" else "false"
         )
         _run_first_cell(page)
+        _run_cell(page, 1)
+        _run_cell(page, 2)  # %%sandbox: runs in the sandbox, its card streams under the cell
+        summary = page.locator(".sk-card-summary")
+        expect(summary).to_contain_text("success")
+        expect(page.locator(".sk-job-card .sk-log-scroll")).to_contain_text(
+            "scale from the sandbox: 1.1"
+        )
         if theme == "light":
             page.locator(".sk-run-DMO").click()
             expect(page.locator(".sk-status-DMO")).to_contain_text("success")
+        expect(page.locator(".sk-job-row", has_text="%%sandbox v1").first).to_be_visible()
         OUTPUT.mkdir(exist_ok=True)
-        for width in (600, 900, 1400):
+        for width in WIDTHS:
             _fit_output(page, width)
             page.locator(".sk-run-DMO").scroll_into_view_if_needed()
             page.screenshot(path=str(OUTPUT / f"jupyterlab-{theme}-{width}.png"))
-            clipped = _clipped(page)
+            clipped = _clipped(page) + _cut(page, ".sk-control")
             assert clipped == [], f"clipped at {width} px ({theme}): {clipped}"
+            page.get_by_role("tab", name="Jobs").click()
+            page.locator(".sk-jobs").scroll_into_view_if_needed()
+            page.screenshot(path=str(OUTPUT / f"jupyterlab-{theme}-{width}-jobs.png"))
+            clipped = _cut(page, ".sk-jobs")
+            assert clipped == [], f"Jobs view clipped at {width} px ({theme}): {clipped}"
+            for tab in TABS:
+                page.get_by_role("tab", name=tab).click()
+                page.locator(".sk-tabs").scroll_into_view_if_needed()
+                page.screenshot(path=str(OUTPUT / f"jupyterlab-{theme}-{width}-{tab.lower()}.png"))
+                clipped = _cut(page, ".sk-tabs")
+                assert clipped == [], f"{tab} clipped at {width} px ({theme}): {clipped}"
+            page.get_by_role("tab", name="Jobs").click()
+            summary.scroll_into_view_if_needed()
+            page.screenshot(path=str(OUTPUT / f"jupyterlab-{theme}-{width}-sandbox-cell.png"))
+            clipped = _cut(page, ".sk-job-card")
+            assert clipped == [], f"%%sandbox card clipped at {width} px ({theme}): {clipped}"
     finally:
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / f"jupyterlab-{theme}-last.png"))

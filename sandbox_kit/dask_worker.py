@@ -1,0 +1,240 @@
+"""The Dask executor, worker side: the task that runs one job's attempt (issue 12).
+
+:func:`run_job` runs in a worker thread. It takes the attempt in the registry (a task Dask
+delivers twice, or one for an attempt that is over, runs nothing), lays the job out in the
+worker's scratch folder (the model's bytes, its data source from the store, the worker's own
+limits, isolation and allow-listed secrets), then starts the same supervisor the local
+executor starts and waits for it. The supervisor ships the log into the registry as it is
+written, uploads the results to the store and records the end, fenced by the attempt.
+
+The supervisor is tied to the worker process by a pipe: if the worker dies (SIGKILL, its host
+gone), the pipe closes, and the supervisor stops the model and records the attempt lost
+(queued again when retries are left). A worker that closes in an orderly way (its scheduler
+restarted, an operator stopped it) first says ``detach``: its jobs run on and record their end.
+Then the task starts the next queued jobs through the worker's own client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from sandbox_kit.config import Paths, Settings
+from sandbox_kit.dbapi import Connection, retry
+from sandbox_kit.lifecycle import Lifecycle
+
+_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+#: This worker's supervisors, by pid, with the event that says the worker let them go.
+_running: dict[int, tuple[subprocess.Popen[bytes], threading.Event]] = {}
+_running_lock = threading.Lock()
+PLUGIN_NAME = "sandbox-kit"
+
+
+def run_job(payload: dict[str, Any]) -> str:
+    """Run one attempt of a job on this worker; returns what became of it (for Dask's
+    record only: the registry holds the job's status)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    settings = Settings.from_env()
+    # Beside the worker's own folder, not in it: a nanny removes that one when its worker
+    # dies, and a job's folder must outlive the worker that started it.
+    home = Paths.resolve(
+        os.environ.get("SANDBOX_WORKER_DIR") or Path(worker.local_directory).parent / "sandbox-kit"
+    )
+    db_url = os.environ.get("SANDBOX_DB_URL") or payload["db_url"]
+    lifecycle = Lifecycle(Connection(db_url, name=f"sandbox-kit worker {payload['job_id']}"))
+    job_id, attempt = payload["job_id"], int(payload["attempt"])
+    try:
+        taken = retry(
+            lambda: lifecycle.take(job_id, attempt=attempt, worker=worker.address),
+            give_up_after_s=60.0,
+        )
+        if not taken:
+            return "skipped"  # delivered twice, or the attempt is over
+        try:
+            spec = local_spec(payload, home, settings, worker.address, db_url)
+        except Exception as exc:
+            lifecycle.finish(
+                job_id,
+                "failed",
+                attempt=attempt,
+                reason=f"cannot prepare the job on worker {worker.address}: {exc}",
+            )
+            return "failed"
+        _install_plugin(worker)
+        outcome = _supervise(spec)
+        _dispatch_next(lifecycle, payload["queue"], home)
+        return outcome
+    finally:
+        lifecycle.conn.close()
+
+
+def local_spec(
+    payload: dict[str, Any], home: Paths, settings: Settings, worker: str, db_url: str
+) -> dict[str, Any]:
+    """The supervisor's spec on this worker: the registry's, with this worker's folders,
+    interpreter, limits and isolation."""
+    from sandbox_kit import launcher
+
+    job_id, kind, attempt = payload["job_id"], payload["model_type"], int(payload["attempt"])
+    # One folder and one log per attempt: an earlier attempt's may still be going away.
+    name = job_id if attempt == 1 else f"{job_id}.{attempt}"
+    job_dir = home.jobs / name
+    result_dir = job_dir / "result"
+    result_dir.mkdir(parents=True)
+    interpreter = os.path.abspath(settings.interpreters.get(kind) or sys.executable)
+    env = launcher.model_env(
+        job_id=job_id,
+        kind=kind,
+        config_json=payload["env"]["CONFIG"],
+        job_dir=job_dir,
+        result_dir=result_dir,
+        interpreter=interpreter,
+        settings=settings,
+    )
+    if "DATA_SOURCE_ID" in payload["env"]:
+        env["DATA_SOURCE_ID"] = payload["env"]["DATA_SOURCE_ID"]
+    if payload.get("data_key"):
+        env["DATA_SOURCE_DIR"] = str(_fetch_data(payload, home, settings))
+    launcher.keep_secrets(home, job_id, settings.env_allow)
+    limits = settings.limits
+    log_path = home.logs / f"{name}.log"
+    log_path.unlink(missing_ok=True)
+    return {
+        **{k: v for k, v in payload.items() if k not in ("model_source", "data_key", "store")},
+        "model_path": str(_write_model(payload, home)),
+        "interpreter": interpreter,
+        "env": env,
+        "job_dir": str(job_dir),
+        "result_dir": str(result_dir),
+        "log_path": str(log_path),
+        "limits": [limits.memory_bytes, limits.cpu_seconds, limits.file_bytes, limits.open_files],
+        "log_cap": settings.log_cap_bytes,
+        "kill_grace_s": settings.kill_grace_s,
+        "heartbeat_s": settings.heartbeat_s,
+        "home": str(home.home),
+        "queue": {},  # the task starts the next jobs, not the supervisor
+        "result_max_bytes": settings.result_max_bytes,
+        "max_metrics": settings.max_metrics,
+        "db_retry_s": settings.db_retry_s,
+        "isolation": settings.isolation,
+        "jail_tool": None if settings.isolation == "off" else launcher.jail_tool(),
+        "network": settings.network_for(kind),
+        "job_uid_base": settings.job_uid_base,
+        "max_processes": settings.max_processes,
+        "db_url": db_url,
+        "remote": {
+            "attempt": int(payload["attempt"]),
+            "worker": worker,
+            "store": _store_url(payload, settings, home),
+        },
+    }
+
+
+def _store_url(payload: dict[str, Any], settings: Settings, home: Paths) -> str:
+    # The worker's own setting first; else the registry's (a folder both hosts see, or the
+    # default folder on a one-host cluster).
+    return settings.store or payload.get("store") or str(Path(payload["home"]) / "store")
+
+
+def _write_model(payload: dict[str, Any], home: Paths) -> Path:
+    """The model's bytes as a read-only file named by its sha256 (the supervisor checks it)."""
+    suffix = Path(payload["model_path"]).suffix or ".py"
+    path = home.models / f"{payload['model_sha256']}{suffix}"
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        partial.write_bytes(payload["model_source"])
+        partial.chmod(0o444)
+        os.replace(partial, path)
+    return path
+
+
+def _fetch_data(payload: dict[str, Any], home: Paths, settings: Settings) -> Path:
+    """The data source's folder on this worker, fetched from the store once per content."""
+    from sandbox_kit.store import Store
+
+    key = str(payload["data_key"])
+    folder: Path = home.data / key.replace("/", "-")
+    if folder.is_dir():
+        return folder
+    partial = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    if not Store(_store_url(payload, settings, home)).get_dir(key, partial):
+        raise FileNotFoundError(f"data source {payload.get('data_source')} is not in the store")
+    try:
+        os.rename(partial, folder)
+    except OSError:  # another task fetched it meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+def _supervise(spec: dict[str, Any]) -> str:
+    """Start the supervisor and wait for it (or for this worker's orderly close)."""
+    job_dir = Path(spec["job_dir"])
+    env = {name: os.environ[name] for name in _ENV if name in os.environ}
+    with open(job_dir / "supervisor.log", "ab") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_kit.supervisor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=job_dir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(spec).encode() + b"\n")
+    proc.stdin.flush()  # kept open: its end tells the supervisor this worker died
+    detached = threading.Event()
+    with _running_lock:
+        _running[proc.pid] = (proc, detached)
+    try:
+        while proc.poll() is None and not detached.wait(0.5):
+            pass
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return "detached" if proc.returncode is None else "done"
+
+
+def detach_all() -> None:
+    """This worker is closing in an orderly way: its jobs run on without it."""
+    with _running_lock:
+        running = list(_running.values())
+    for proc, detached in running:
+        with contextlib.suppress(OSError, ValueError):
+            assert proc.stdin is not None
+            proc.stdin.write(b"detach\n")
+            proc.stdin.flush()
+        detached.set()
+
+
+def _install_plugin(worker: Any) -> None:
+    if PLUGIN_NAME in worker.plugins:
+        return
+    from distributed import WorkerPlugin
+
+    class _Detach(WorkerPlugin):
+        def teardown(self, worker: Any) -> None:
+            detach_all()
+
+    worker.plugins[PLUGIN_NAME] = _Detach()
+
+
+def _dispatch_next(lifecycle: Lifecycle, queue: dict[str, Any], home: Paths) -> None:
+    from sandbox_kit.executor import dispatch
+    from sandbox_kit.oplog import logger
+
+    with contextlib.suppress(Exception):  # the registry side dispatches again anyway
+        dispatch(lifecycle, queue, log=logger(home.home))
