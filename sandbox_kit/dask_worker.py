@@ -31,6 +31,9 @@ from sandbox_kit.dbapi import Connection, retry
 from sandbox_kit.lifecycle import Lifecycle
 
 _ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+#: What the supervisor needs of the worker's environment to reach the store (its model never
+#: sees any of it): object-store credentials and settings, fsspec's own configuration.
+_STORE_ENV_PREFIXES = ("AWS_", "FSSPEC_", "GOOGLE_", "AZURE_")
 #: This worker's supervisors, by pid, with the event that says the worker let them go.
 _running: dict[int, tuple[subprocess.Popen[bytes], threading.Event]] = {}
 _running_lock = threading.Lock()
@@ -179,7 +182,11 @@ def _fetch_data(payload: dict[str, Any], home: Paths, settings: Settings) -> Pat
 def _supervise(spec: dict[str, Any]) -> str:
     """Start the supervisor and wait for it (or for this worker's orderly close)."""
     job_dir = Path(spec["job_dir"])
-    env = {name: os.environ[name] for name in _ENV if name in os.environ}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _ENV or name.startswith(_STORE_ENV_PREFIXES)
+    }
     with open(job_dir / "supervisor.log", "ab") as errors:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sandbox_kit.supervisor"],

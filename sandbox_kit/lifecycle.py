@@ -397,9 +397,16 @@ class Lifecycle:
         with self.conn.write() as st:
             return (
                 st.run(
-                    "UPDATE jobs SET worker = :w WHERE id = :id AND status = :r "
-                    "AND attempt = :attempt AND worker IS NULL",
-                    {"w": worker, "id": job_id, "r": RUNNING, "attempt": attempt},
+                    # Taking it is a sign of life: the heartbeats start with the supervisor.
+                    "UPDATE jobs SET worker = :w, heartbeat_at = :now WHERE id = :id "
+                    "AND status = :r AND attempt = :attempt AND worker IS NULL",
+                    {
+                        "w": worker,
+                        "now": self.now(),
+                        "id": job_id,
+                        "r": RUNNING,
+                        "attempt": attempt,
+                    },
                 ).rowcount
                 == 1
             )

@@ -18,6 +18,7 @@ from sandbox_kit.errors import ClusterError
 from tests.conftest import cli
 from tests.dask_fixtures import SLOTS_PER_WORKER, DaskCluster, dask_cluster, hold_slot
 from tests.scheduling import free_port, wait_for
+from tests.test_package import _imported_after
 
 pytestmark = pytest.mark.slow  # a cluster of three processes per test
 
@@ -170,6 +171,13 @@ def test_is_this_host(host: str, here: bool) -> None:
 )
 def test_host_of(address: str, host: str) -> None:
     assert cluster.host_of(address) == host
+
+
+def test_the_cluster_module_loads_dask_only_when_used() -> None:
+    loaded = _imported_after(
+        "import sandbox_kit.cluster, sandbox_kit.cli_cluster, sandbox_kit.doctor"
+    )
+    assert loaded & {"dask", "distributed", "fsspec"} == set()
 
 
 def test_an_unreachable_scheduler_is_a_cluster_error() -> None:

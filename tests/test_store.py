@@ -294,6 +294,13 @@ def test_the_url_is_shown_without_credentials() -> None:
     assert repr(store) == "Store('s3://bucket/prefix')"
 
 
+def test_an_unknown_protocol_is_refused() -> None:
+    with pytest.raises(ValidationError, match="the store URL nosuch://bucket is not usable"):
+        Store("nosuch://bucket")
+    with pytest.raises(ValidationError, match="the store URL is empty"):
+        Store(" ")
+
+
 def test_from_settings(tmp_path: Path) -> None:
     paths = Paths.resolve(tmp_path / "home")
     store = Store.from_settings(Settings(), paths)

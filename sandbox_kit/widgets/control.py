@@ -49,7 +49,7 @@ class TypeRow(W.VBox):  # type: ignore[misc]
             value="{}",
             placeholder='{"load_scale": 1.1}',
             rows=1,
-            layout=W.Layout(width="auto", flex="1 1 200px"),
+            layout=W.Layout(width="auto", flex="1 1 150px"),
         )
         self.config.add_class(f"sk-config-{model_type.value}")
         self.run = W.Button(
@@ -92,9 +92,15 @@ class TypeRow(W.VBox):  # type: ignore[misc]
         extra.add_class("sk-row-extra")
         self.run.on_click(lambda _: panel.run(model_type))
         self.cancel.on_click(lambda _: panel.cancel(model_type))
+        # The config box and its buttons wrap as one group, so Run and Cancel never end up
+        # on a line of their own, apart from the config they run (issue 14).
+        actions = gapped(
+            W.HBox([self.config, self.run, self.cancel], layout=W.Layout(align_items="center"))
+        )
+        actions.add_class("sk-run-group")
         line = gapped(
             W.HBox(
-                [title, self.icon, self.model, self.last, self.config, self.run, self.cancel],
+                [title, self.icon, self.model, self.last, actions],
                 layout=W.Layout(align_items="center"),
             )
         )

@@ -154,6 +154,7 @@ class JobCard(View):
                 lines = "".join(line_html(e) for e in self.entries)
                 set_if_changed(self.view, "value", f'<div class="sk-lines">{lines}</div>')
         if self.done:
+            set_if_changed(self.cancel_button.layout, "display", "none")  # nothing to stop
             if not self.entries:
                 set_if_changed(self.view, "value", '<div class="sk-empty">No output.</div>')
             set_if_changed(self.summary, "value", summary_html(info))
@@ -161,7 +162,7 @@ class JobCard(View):
 
 def summary_html(info: JobInfo) -> str:
     """How a job ended: status, outcome, objective (or best found), duration and reason."""
-    parts = [status_html(info.status.value)]
+    parts = [f"<span>Job <b>{html.escape(info.status.value)}</b></span>"]
     if info.cached_from:
         parts.append(f'<span class="sk-muted">result of {html.escape(info.cached_from)}</span>')
     if info.outcome:
@@ -170,7 +171,7 @@ def summary_html(info: JobInfo) -> str:
         parts.append(f"<span><b>{html.escape(info.best_found)}</b></span>")
     elif info.objective is not None:
         parts.append(f"<span>objective <b>{info.objective:,.2f}</b></span>")
-    parts.append(f'<span class="sk-muted">in {duration(info.duration_s)}</span>')
+    parts.append(f'<span class="sk-muted">took {duration(info.duration_s)}</span>')
     text = f'<div class="sk-result-head">{"".join(parts)}</div>'
     if info.reason and info.status is not JobStatus.SUCCESS:
         text += message_html("error" if info.status is JobStatus.FAILED else "info", info.reason)

@@ -26,15 +26,16 @@ if TYPE_CHECKING:
     from sandbox_kit.sandbox import Sandbox
 
 _COLUMNS = (
-    ("Job", "230px"),
-    ("Model", "150px"),
-    ("Status", "120px"),
+    ("Job", "200px"),
+    ("Model", "140px"),
+    ("Status", "118px"),
     ("Started", "150px"),
-    ("Duration", "80px"),
-    ("By", "100px"),
+    ("Duration", "76px"),
+    ("By", "90px"),
     ("Isolation", "90px"),
-    ("Exit / reason", "220px"),
+    ("Exit / reason", "180px"),
 )
+_ACTIONS_PX = 250  # Log, Cancel and Re-run with their margins
 
 
 class JobRow(W.HBox):  # type: ignore[misc]
@@ -137,7 +138,9 @@ class JobsView(View):
         self.empty = W.HTML(
             '<div class="sk-empty">No jobs yet. Run a model from the control panel.</div>'
         )
-        self.table = Table(_COLUMNS, lambda: JobRow(self), rows)
+        self.table = Table(
+            _COLUMNS, lambda: JobRow(self), rows, name="jobs", actions_px=_ACTIONS_PX
+        )
         filters = gapped(W.HBox([self.type_filter, self.status_filter, self.model_filter]))
         super().__init__(
             [card("Jobs", filters, self.message, self.table, self.empty, css="sk-jobs")]

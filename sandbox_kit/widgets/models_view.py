@@ -23,13 +23,14 @@ _COLUMNS = (
     ("Type", "50px"),
     ("Name", "150px"),
     ("Ver.", "44px"),
-    ("Status", "80px"),
+    ("Status", "76px"),
     ("Size", "70px"),
     ("SHA-256", "110px"),
     ("Created", "150px"),
-    ("By", "100px"),
-    ("Description", "180px"),
+    ("By", "90px"),
+    ("Description", "160px"),
 )
+_ACTIONS_PX = 408  # Activate, Archive, Delete and Source with their margins
 
 
 class ModelRow(W.HBox):  # type: ignore[misc]
@@ -133,7 +134,9 @@ class ModelsView(View):
         self.source_view = W.HTML()
         self.source_view.add_class("sk-source-view")
         self.empty = W.HTML('<div class="sk-empty">No models yet. Upload one to get started.</div>')
-        self.table = Table(_COLUMNS, lambda: ModelRow(self), rows)
+        self.table = Table(
+            _COLUMNS, lambda: ModelRow(self), rows, name="models", actions_px=_ACTIONS_PX, key=2
+        )
         super().__init__(
             [
                 card(

@@ -213,8 +213,10 @@ class ScheduleForm(W.VBox):  # type: ignore[misc]
         for control in (self.cron, self.tz, self.preset):
             control.observe(lambda _: self.update_preview(), names="value")
         self.preset.observe(lambda change: self._preset_chosen(change["new"]), names="value")
-        left = W.VBox(list(controls[:6]), layout=W.Layout(flex="1 1 0", min_width="0"))
-        right = W.VBox(list(controls[6:]), layout=W.Layout(flex="1 1 0", min_width="0"))
+        # Two columns side by side from about 640 px, one under the other below (issue 14).
+        column = {"flex": "1 1 300px", "min_width": "0"}
+        left = W.VBox(list(controls[:6]), layout=W.Layout(**column))
+        right = W.VBox(list(controls[6:]), layout=W.Layout(**column))
         fields = gapped(W.HBox([left, right]), "lg")
         buttons = gapped(W.HBox([self.save, self.new]))
         super().__init__([self.title, fields, self.preview, buttons])

@@ -112,16 +112,26 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     shutil.copy(tmp / "lab.log", OUTPUT / "jupyterlab.log")
 
 
-def _set_theme(lab: Lab, theme: str) -> None:
-    body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
+def _put_settings(lab: Lab, plugin: str, settings: dict[str, Any]) -> None:
+    body = json.dumps({"raw": json.dumps(settings)}).encode()
     request = urllib.request.Request(
-        f"{lab.base}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        f"{lab.base}/lab/api/settings/{plugin}",
         data=body,
         method="PUT",
         headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 204
+
+
+def _set_theme(lab: Lab, theme: str) -> None:
+    _put_settings(lab, "@jupyterlab/apputils-extension:themes", {"theme": theme})
+    # No "get notified about Jupyter news?" toast over the screenshots (an offline machine).
+    _put_settings(
+        lab,
+        "@jupyterlab/apputils-extension:notification",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
 
 
 def _clipped(page: Any) -> list[str]:
