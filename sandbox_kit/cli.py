@@ -187,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_const", const=False, dest="cache", help="always run"
     )
     run.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    run.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="queue a lost job again, up to N times (default: $SANDBOX_RETRIES[_<TYPE>], 0)",
+    )
     run.add_argument("--wait", action="store_true", help="wait for the end; exit 0 on success")
     run.add_argument("--follow", action="store_true", help="stream the log until the end")
     run.add_argument("--json", action="store_true")
@@ -358,6 +364,7 @@ def _run(args: argparse.Namespace) -> int:
         data_source_id=args.data_source,
         timeout=args.timeout,
         cache=args.cache,
+        retries=args.retries,
     )
     if not args.json:
         what = f"{job.info.model_type.value} {job.info.model_name} v{job.info.model_version}"
@@ -407,6 +414,10 @@ def _jobs(args: argparse.Namespace) -> int:
         for j in jobs
     ]
     headers = ["JOB", "MODEL", "STATUS", "STARTED", "DURATION", "ISOLATION", "BY", "REASON"]
+    if any(j.remote for j in jobs):  # issue 12: where each ran
+        headers.insert(5, "WORKER")
+        for row, j in zip(rows, jobs, strict=True):
+            row.insert(5, j.worker or "")
     _print_table(headers, rows)
     return 0
 

@@ -205,8 +205,12 @@ def _supervise(spec: dict[str, Any]) -> str:
     with _running_lock:
         _running[proc.pid] = (proc, detached)
     try:
-        while proc.poll() is None and not detached.wait(0.5):
-            pass
+        while not detached.is_set():
+            try:
+                proc.wait(timeout=0.25)  # returns as soon as the supervisor ends
+                break
+            except subprocess.TimeoutExpired:
+                continue
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)

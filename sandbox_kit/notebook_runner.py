@@ -107,6 +107,22 @@ def main(argv: list[str] | None = None) -> int:
     result_dir = Path(os.environ.get("SANDBOX_RESULT_DIR") or job_dir)
     _kernel_home(job_dir)
 
+    from jupyter_client.manager import KernelManager
+
+    # The kernel starts first and boots while nbformat and nbclient load: their imports take
+    # seconds on a small machine (jsonschema's format checkers build a grammar), and the
+    # kernel needs about as long (issue 14, bench/bench_notebook.py). IPC sockets in the job
+    # folder (relative to it, so short): no TCP port for the kernel.
+    manager = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip="kernel")
+    manager.start_kernel(cwd=str(job_dir), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    try:
+        return _execute(source, result_dir, job_dir, manager)
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+def _execute(source: Path, result_dir: Path, job_dir: Path, manager: Any) -> int:
+    """Run every cell of ``source`` on ``manager``'s kernel; 0 when every cell ran."""
     nbformat: Any = importlib.import_module("nbformat")  # untyped
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -150,10 +166,6 @@ def main(argv: list[str] | None = None) -> int:
                 took = time.monotonic() - began
                 print(f"[cell {numbers[cell_index]}] done in {took:.2f} s", flush=True)
 
-    from jupyter_client.manager import KernelManager
-
-    # IPC sockets in the job folder (relative to it, so short): no TCP port for the kernel.
-    manager = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip="kernel")
     client = _Client(
         nb,
         km=manager,

@@ -255,6 +255,9 @@ class JobInfo:
             "schedule_id": self.schedule_id,
             "deadline_at": _iso(self.deadline_at),
             "deadline_missed": self.deadline_missed,
+            "executor": self.executor,
+            "worker": self.worker,
+            "retries": self.retries,
             "notifications": [n.to_dict() for n in self.notifications],
         }
 

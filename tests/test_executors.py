@@ -8,6 +8,7 @@ read from the worker's folders. The same assertions hold for both.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sandbox_kit import Job, JobInfo, JobStatus, Sandbox, Settings
-from tests.conftest import ROOT, job_processes, script
+from tests.conftest import ROOT, cli, job_processes, script
 from tests.dask_fixtures import local_cluster
 
 EXAMPLES = ROOT / "models" / "examples"
@@ -167,3 +168,37 @@ def _wait_for_line(job: Job, wanted: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"{wanted!r} never appeared: {texts(job)[-5:]}")
+
+
+def test_the_jobs_view_and_the_cli_say_where_a_job_ran(
+    executor_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from sandbox_kit.widgets.jobs_view import JobsView
+
+    sb = executor_sandbox
+    model = sb.upload(script("fast_exit.py"), "SO", name="where")
+    env = {"SANDBOX_DB_URL": sb.db.url, "SANDBOX_EXECUTOR": sb.settings.executor}
+    if sb.settings.dask_address:
+        env |= {
+            "SANDBOX_DASK_ADDRESS": sb.settings.dask_address,
+            "SANDBOX_STORE": str(sb.settings.store),
+        }
+    done = cli("run", str(model.id), "--retries", "2", "--wait", home=sb.home, env=env)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[-1]
+    info = sb.job_info(job_id)
+    assert info.status is JobStatus.SUCCESS and info.retries == 2
+    status = json.loads(cli("status", job_id, "--json", home=sb.home, env=env).stdout)
+    assert (status["executor"], status["worker"]) == (info.executor, info.worker)
+    listing = cli("jobs", "--limit", "3", home=sb.home, env=env).stdout
+    view = JobsView(sb, start=False)
+    row = next(r for r in view.table.rows if r.info is not None and r.info.id == job_id)
+    if info.remote:
+        assert info.worker is not None and info.worker.startswith("tcp://")
+        assert "WORKER" in listing.splitlines()[0] and info.worker in listing
+        assert f'title="Dask worker {info.worker}"' in row.cells.value
+    else:
+        assert info.worker is None and "WORKER" not in listing
+        assert "Dask worker" not in row.cells.value
+    bad = cli("run", str(model.id), "--retries", "-1", home=sb.home, env=env)
+    assert bad.returncode == 1 and "retries must be a whole number" in bad.stderr

@@ -128,6 +128,9 @@ _JOB = {
         "schedule_id": _nullable("integer", description="The schedule that started it."),
         "deadline_at": _nullable("string", format="date-time"),
         "deadline_missed": _nullable("boolean"),
+        "executor": {"type": "string", "enum": ["local", "dask"]},
+        "worker": _nullable("string", description="The Dask worker that ran it."),
+        "retries": {"type": "integer", "description": "Lost attempts queued again, at most."},
         "notifications": {
             "type": "array",
             "description": "Deliveries of notifications about this job.",

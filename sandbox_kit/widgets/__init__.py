@@ -10,6 +10,7 @@ from __future__ import annotations
 from sandbox_kit.widgets.app import Dashboard, dashboard
 from sandbox_kit.widgets.bell import NotificationBell
 from sandbox_kit.widgets.control import ControlPanel
+from sandbox_kit.widgets.job_card import JobCard
 from sandbox_kit.widgets.jobs_view import JobsView
 from sandbox_kit.widgets.logpanel import LogPanel
 from sandbox_kit.widgets.models_view import ModelsView
@@ -21,6 +22,7 @@ from sandbox_kit.widgets.upload import UploadCard
 __all__ = [
     "ControlPanel",
     "Dashboard",
+    "JobCard",
     "JobsView",
     "LogPanel",
     "ModelsView",

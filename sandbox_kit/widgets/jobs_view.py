@@ -82,7 +82,7 @@ class JobRow(W.HBox):  # type: ignore[misc]
             when(info.started_at),
             duration(info.duration_s),
             html.escape(info.started_by or ""),
-            html.escape(info.isolation or ""),
+            _where(info),
             f'<span title="{html.escape(why)}">{html.escape(exit_text)}</span>',
         ]
         set_if_changed(self.cells, "value", cells_html(values, _COLUMNS))
@@ -197,3 +197,14 @@ class JobsView(View):
             return
         self.message.value = message_html("info", done)
         self.pump.run_once()
+
+
+def _where(info: JobInfo) -> str:
+    """The isolation level, and the Dask worker that ran the job (issue 12)."""
+    text = html.escape(info.isolation or "")
+    if info.worker:
+        worker = html.escape(info.worker)
+        text += (
+            f' <span class="sk-mono" title="Dask worker {worker}">@{worker.split("://")[-1]}</span>'
+        )
+    return text

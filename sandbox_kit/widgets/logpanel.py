@@ -210,6 +210,8 @@ class LogPanel(View):
             self._next_discovery = time.monotonic() + self.discover_every
         for job_id, attached in self.jobs.items():
             if not attached.done:
+                # A job on a Dask worker: its newest lines come through the registry.
+                self.sandbox.sync_remote(attached.info)
                 self._read(job_id, attached)
         self._render()
 
