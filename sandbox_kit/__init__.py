@@ -127,6 +127,13 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(SandboxMagics)
 
 
+def unload_ipython_extension(ipython: Any) -> None:
+    """Close the sandboxes the magic opened (``%reload_ext sandbox_kit`` calls this first)."""
+    magics = ipython.magics_manager.registry.get("SandboxMagics")
+    if magics is not None:
+        magics.close()
+
+
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'sandbox_kit' has no attribute {name!r}")

@@ -52,8 +52,9 @@ class Settings:
             count; ``SANDBOX_MAX_RUNNING``, its name from when every job took one slot).
         max_running_per_type: optional extra cap per model type, e.g. ``{"DMO": 1}``, in jobs.
         cpu_slots: CPU slots running jobs share across all processes (``SANDBOX_CPU_SLOTS``;
-            None: ``max_running``). A job takes as many as its model's header declares
-            (``# sandbox: threads=4``), at least 1 and at most all (issue 15).
+            None: ``max_running``; with the dask executor, the slots of the cluster's workers).
+            A job takes as many as its model's header declares (``# sandbox: threads=4``), at
+            least 1 and at most all (issue 15).
         threads: CPU slots per model type, overriding what the models declare
             (``SANDBOX_THREADS_DMO`` ...).
         tokens: licence pools, name -> tokens (``SANDBOX_TOKENS_GUROBI=2``): at most that many

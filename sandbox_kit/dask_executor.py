@@ -59,6 +59,13 @@ def client(address: str) -> Any:
         return _clients[address]
 
 
+def capacity(address: str) -> int:
+    """The CPU slots of the cluster: the ``slots`` of all its workers together."""
+    from sandbox_kit.cluster import total_slots
+
+    return int(total_slots(client(address)))
+
+
 def start(lifecycle: Lifecycle, job: Claimed, queue: dict[str, Any]) -> None:
     """Hand a claimed job to the cluster (raises when it cannot: the caller releases it)."""
     from distributed import fire_and_forget

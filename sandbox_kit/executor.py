@@ -51,6 +51,14 @@ def dispatch(
         keep_one: do not start the oldest claimed job; hand it back as ``kept`` (a supervisor
             whose job just ended runs it itself, saving a process start).
     """
+    if queue.get("executor") == "dask" and queue.get("cpu_slots") is None:
+        from sandbox_kit import dask_executor
+
+        try:  # SANDBOX_CPU_SLOTS unset: the slots of the cluster's workers now
+            queue = {**queue, "cpu_slots": dask_executor.capacity(queue["dask_address"])}
+        except Exception as exc:
+            log.warning("dispatch skipped, the Dask cluster is unavailable: %s", exc)
+            return Dispatched()
     try:
         claimed = retry(
             lambda: lifecycle.claim(

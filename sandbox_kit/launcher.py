@@ -319,6 +319,8 @@ def queue_spec(settings: Settings) -> dict[str, Any]:
     }
     if settings.executor == "dask":  # issue 12: where claimed jobs go, and their results
         queue.update(executor="dask", dask_address=settings.dask_address, store=settings.store)
+        if settings.cpu_slots is None:  # the cluster's slots, asked at each dispatch
+            queue["cpu_slots"] = None
     return queue
 
 

@@ -118,19 +118,18 @@ class SandboxMagics(Magics):
     ) -> CellJob:
         from sandbox_kit.widgets.job_card import JobCard
 
-        run = {"config": config, "data_source_id": args.data_source, "timeout": args.timeout}
+        job = sandbox.run_code(
+            code,
+            kind,
+            config=config,
+            data_source_id=args.data_source,
+            timeout=args.timeout,
+            save_as=args.save,
+            description="saved from a %%sandbox cell" if args.save else "",
+        )
         note = ""
-        if args.save is None:
-            job = sandbox.run_code(code, kind, **run)
-        else:
-            model = sandbox.upload(
-                code.encode("utf-8"),
-                kind,
-                name=args.save,
-                activate=False,
-                filename=f"{args.save}.py",
-                description="saved from a %%sandbox cell",
-            )
+        if args.save is not None:
+            model = sandbox.model(job.info.model_id or 0)
             note = f"Saved as {model.label} (model {model.id}), "
             if model.active:  # the same code saved and activated before
                 note += f"the active {kind.value} model."
@@ -139,7 +138,6 @@ class SandboxMagics(Magics):
                     f"inactive: activate it in the Models tab or with sandbox-kit activate "
                     f"{model.id} to make it the version {kind.value} runs."
                 )
-            job = sandbox.run(model.id, **run)
         card = JobCard(sandbox, job.id, title=f"%%sandbox {kind.value}", note=note)
         return CellJob(job, card)
 

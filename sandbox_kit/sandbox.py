@@ -293,6 +293,8 @@ class Sandbox:
         data_source_id: str | None = None,
         timeout: float | None = None,
         cache: bool | None = None,
+        save_as: str | None = None,
+        description: str = "",
     ) -> Job:
         """Run Python source as a throw-away model of a type (what a ``%%sandbox`` cell does).
 
@@ -307,20 +309,33 @@ class Sandbox:
             model_type: ``"DMO"``, ``"RMO"`` or ``"SO"`` (what ``$MODEL_TYPE`` says, and
                 which type's limits apply).
             config, data_source_id, timeout, cache: as for :meth:`run`.
+            save_as: store the code as the next version of the model of this name instead,
+                an ordinary version, inactive until activated (``%%sandbox --save NAME``).
+            description: the saved version's description.
 
         Raises:
             ValidationError: the code was rejected (the message names line and column), or
                 the type or data source is unknown: nothing was stored. A config or timeout
-                that :meth:`run` refuses is refused after the (hidden) scratch version was
-                stored.
+                that :meth:`run` refuses is refused after the code was stored.
             NotFoundError: the data source names no data set, version or job.
+            RunError: the code is that of an archived version.
         """
         kind = _model_type(model_type)
+        shown = _CELL_FILENAME if save_as is None else f"{save_as}.py"
         checked = validate_upload(
-            _CELL_FILENAME, code.encode("utf-8"), max_bytes=self.settings.max_upload_bytes
+            shown, code.encode("utf-8"), max_bytes=self.settings.max_upload_bytes
         )
         source = self.resolve_source(data_source_id)  # refused before storing
-        target = self.registry.upload(checked, kind, scratch=True, actor=self.actor)
+        target = self.registry.upload(
+            checked,
+            kind,
+            name=save_as,
+            description=description,
+            activate=False,
+            actor=self.actor,
+            scratch=save_as is None,
+        )
+        launcher.ensure_model_runnable(target)
         return self._start(target, config=config, source=source, timeout=timeout, cache=cache)
 
     def _start(

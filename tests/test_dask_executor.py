@@ -130,7 +130,7 @@ def test_cancel_before_a_worker_starts_the_job(cluster_sandbox: Sandbox) -> None
     busy = [slow(cluster_sandbox, lines=100) for _ in range(4)]
     wait_for(lambda: all(j.refresh().info.worker for j in busy), what="four busy slots")
     # One more slot than the cluster has.
-    cluster_sandbox.settings = dataclasses.replace(cluster_sandbox.settings, max_running=5)
+    cluster_sandbox.settings = dataclasses.replace(cluster_sandbox.settings, cpu_slots=5)
     waiting = slow(cluster_sandbox)
     assert waiting.refresh().info.status is JobStatus.RUNNING
     assert waiting.info.worker is None

@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import func, select
 
-from sandbox_kit import ConflictError, Job, JobStatus, Sandbox
+from sandbox_kit import ConflictError, Job, JobStatus, NotFoundError, Sandbox, ValidationError
 from sandbox_kit.db import ModelRow
 from sandbox_kit.magic import CellJob, SandboxMagics
 from sandbox_kit.widgets import ControlPanel, JobsView, ModelsView
@@ -61,6 +61,39 @@ def stored_models(sb: Sandbox) -> int:
     """Every model row, scratch versions included."""
     with sb.db.read() as s:
         return int(s.scalar(select(func.count()).select_from(ModelRow)) or 0)
+
+
+def test_run_code_stores_one_hidden_scratch_version_per_code(sandbox: Sandbox) -> None:
+    first = sandbox.run_code("print('scratch')\n", "SO")
+    second = sandbox.run_code("print('scratch')\n", "so")
+    assert first.info.model_id == second.info.model_id
+    for job in (first, second):
+        assert job.wait(timeout=60).status is JobStatus.SUCCESS, job.info.reason
+    model = sandbox.model(first.info.model_id or 0)
+    assert (model.name, model.scratch, model.active, model.original_filename) == (
+        "%%sandbox",
+        True,
+        False,
+        "cell.py",
+    )
+    assert sandbox.models() == [] and sandbox.models("SO") == []
+    assert sandbox.models(status="inactive") == [] and sandbox.active_model("SO") is None
+    with pytest.raises(ConflictError, match="cannot be active"):
+        sandbox.activate(model.id)
+    again, stored = sandbox.audit(action="upload")  # newest first
+    assert stored.details["scratch"] is True and again.details["existing"] is True
+    assert stored.object_id == again.object_id == str(model.id)
+
+
+def test_run_code_refuses_bad_code_and_stores_nothing(sandbox: Sandbox) -> None:
+    with pytest.raises(ValidationError) as caught:
+        sandbox.run_code("def f(:\n    pass\n", "DMO")
+    assert (caught.value.filename, caught.value.line) == ("cell.py", 1)
+    with pytest.raises(NotFoundError, match="no data set"):
+        sandbox.run_code("x = 1\n", "DMO", data_source_id="data:nope")
+    with pytest.raises(ValidationError, match="unknown model type"):
+        sandbox.run_code("x = 1\n", "XYZ")
+    assert stored_models(sandbox) == 0 and sandbox.jobs() == [] and sandbox.audit() == []
 
 
 CELL = """\
@@ -220,6 +253,8 @@ def test_save_stores_an_inactive_version_and_runs_it(
         ("DMO --fast", "x = 1", "%%sandbox: unrecognized arguments: --fast; usage: %%sandbox"),
         ("DMO --config '{", "x = 1", "%%sandbox: No closing quotation"),
         ("DMO --data-source data:nope", "x = 1", "%%sandbox: no data set with id nope"),
+        ("DMO --save keep --data-source data:nope", "x = 1", "no data set with id nope"),
+        ("DMO --save keep", "x = (", "%%sandbox: nothing was run: cell line 2, column 5: '('"),
     ],
 )
 def test_bad_input_is_a_usage_error_and_stores_nothing(
