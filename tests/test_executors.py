@@ -202,3 +202,34 @@ def test_the_jobs_view_and_the_cli_say_where_a_job_ran(
         assert "Dask worker" not in row.cells.value
     bad = cli("run", str(model.id), "--retries", "-1", home=sb.home, env=env)
     assert bad.returncode == 1 and "retries must be a whole number" in bad.stderr
+
+
+def test_a_data_set_reaches_the_job_read_only(executor_sandbox: Sandbox, tmp_path: Path) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    (folder / "a.csv").write_text("hour,price\n1,42\n")
+    data = executor_sandbox.add_data(folder, name=f"prices-{secrets.token_hex(3)}")
+    job = run(executor_sandbox, "data_writer.py", data_source_id=f"data:{data.name}")
+    info = ended(job)
+    assert info.status is JobStatus.SUCCESS, info.reason
+    report = json.loads(texts(job)[-1])
+    assert report["names"] == ["a.csv"] and report["read"] == "hour,price\n1,42\n"
+    assert "changed" not in report.values()
+
+
+def test_the_log_panel_shows_a_running_job_live(executor_sandbox: Sandbox) -> None:
+    from sandbox_kit.widgets.logpanel import LogPanel
+
+    panel = LogPanel(executor_sandbox, start=False, discover_every=0)
+    job = run(executor_sandbox, "slow_lines.py", config={"lines": 100, "every": 0.1})
+    deadline = time.monotonic() + 60
+    seen: list[str] = []
+    while time.monotonic() < deadline and "tick 3" not in seen:
+        panel.refresh()
+        seen = [e.text for e in panel.visible() if not e.note]
+        time.sleep(0.1)
+    assert "tick 3" in seen
+    assert job.refresh().info.status is JobStatus.RUNNING  # seen while it runs
+    job.cancel()
+    assert ended(job, 60).status is JobStatus.CANCELLED
+    panel.close()
