@@ -17,7 +17,6 @@ Then the task starts the next queued jobs through the worker's own client.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -181,26 +180,14 @@ def _fetch_data(payload: dict[str, Any], home: Paths, settings: Settings) -> Pat
 
 def _supervise(spec: dict[str, Any]) -> str:
     """Start the supervisor and wait for it (or for this worker's orderly close)."""
-    job_dir = Path(spec["job_dir"])
+    from sandbox_kit.executor import spawn_supervisor
+
     env = {
         name: value
         for name, value in os.environ.items()
         if name in _ENV or name.startswith(_STORE_ENV_PREFIXES)
     }
-    with open(job_dir / "supervisor.log", "ab") as errors:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox_kit.supervisor"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            cwd=job_dir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(spec).encode() + b"\n")
-    proc.stdin.flush()  # kept open: its end tells the supervisor this worker died
+    proc = spawn_supervisor(spec, env, keep_pipe=True)
     detached = threading.Event()
     with _running_lock:
         _running[proc.pid] = (proc, detached)
@@ -214,8 +201,9 @@ def _supervise(spec: dict[str, Any]) -> str:
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
     return "detached" if proc.returncode is None else "done"
 
 

@@ -113,24 +113,9 @@ def _to_cluster(
 def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:
     """Start the detached supervisor of a claimed job and record its pid."""
     spec = {**job.spec, "db_url": lifecycle.conn.url}
-    job_dir = Path(spec["job_dir"])
-    job_dir.mkdir(parents=True, exist_ok=True)
+    Path(spec["job_dir"]).mkdir(parents=True, exist_ok=True)
     env = {name: os.environ[name] for name in _SUPERVISOR_ENV if name in os.environ}
-    with open(job_dir / "supervisor.log", "ab") as errors:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox_kit.supervisor"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            cwd=job_dir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    assert proc.stdin is not None
-    # The spec (database URL included) travels on an inherited pipe, never argv or environ.
-    proc.stdin.write(json.dumps(spec).encode())
-    proc.stdin.close()
+    proc = spawn_supervisor(spec, env)
     # Reap it when it ends, so a long-lived kernel does not collect zombies.
     with _started_lock:
         _started.add(proc.pid)
@@ -146,6 +131,36 @@ def start_supervisor(lifecycle: Lifecycle, job: Claimed) -> None:
         from sandbox_kit.oplog import logger
 
         logger(spec.get("home")).warning("job %s: supervisor pid not recorded: %s", job.job_id, exc)
+
+
+def spawn_supervisor(
+    spec: dict[str, Any], env: dict[str, str], *, keep_pipe: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m sandbox_kit.supervisor`` for ``spec``, detached (its own session),
+    its errors in the job folder's ``supervisor.log``.
+
+    The spec (database URL included) travels as one line on an inherited pipe, never argv or
+    environ. With ``keep_pipe`` the pipe stays open: its end tells the supervisor that its
+    starter (a Dask worker) died.
+    """
+    with open(Path(spec["job_dir"]) / "supervisor.log", "ab") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_kit.supervisor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=spec["job_dir"],
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(spec).encode() + b"\n")
+    if keep_pipe:
+        proc.stdin.flush()
+    else:
+        proc.stdin.close()
+    return proc
 
 
 def started_supervisors() -> set[int]:

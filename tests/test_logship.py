@@ -13,6 +13,7 @@ from sandbox_kit import logship
 from sandbox_kit.db import Database
 from sandbox_kit.dbapi import Connection
 from sandbox_kit.lifecycle import Lifecycle
+from tests.test_lifecycle import create
 
 
 @pytest.fixture
@@ -21,22 +22,7 @@ def conn(db_url: str) -> Iterator[Connection]:
     db.ensure_schema()
     db.dispose()
     connection = Connection(db_url)
-    Lifecycle(connection).create(
-        id="J1",
-        model_id=None,
-        model_type="DMO",
-        model_name="m",
-        model_version=1,
-        model_sha256="0" * 64,
-        config="{}",
-        data_source_id=None,
-        timeout_s=None,
-        log_path="-",
-        result_dir="-",
-        spec="{}",
-        executor="dask",
-        retries=1,
-    )
+    create(Lifecycle(connection), "J1", retries=1)
     yield connection
     connection.close()
 

@@ -77,10 +77,14 @@ class Table(W.VBox):  # type: ignore[misc]
         actions_px: int = 0,
         key: int = 0,
     ) -> None:
-        head = cells_html([f"<b>{html.escape(title)}</b>" for title, _ in columns], columns)
+        head = "".join(
+            f'<span class="sk-cell" style="flex-basis:{width}"><b>{html.escape(title)}</b></span>'
+            for title, width in columns
+        )
         style = _stack_css(name, columns, actions_px, key)
         self.header = W.HTML(
-            f'{style}<div class="sk-table-head" style="padding-right:{actions_px}px">{head}</div>'
+            f'{style}<div class="sk-cells sk-table-head" style="padding-right:{actions_px}px">'
+            f"{head}</div>"
         )
         self.header.add_class("sk-row")
         self.header.add_class("sk-table-header")
