@@ -33,6 +33,9 @@ for name in ("result.json", "tables/a.csv", "tables/deep/b.csv"):
 print("wrote results")
 """
 
+#: A schema revision this sandbox_kit does not know yet.
+NEWER = f"{int(HEAD_REVISION) + 1:04d}"
+
 
 # -- follow() of a job that never ran ---------------------------------------------------------
 
@@ -244,34 +247,34 @@ def _stamp(url: str, revision: str) -> None:
 
 
 def test_newer_database_is_a_sentence_and_changes_nothing(db_url: str, home: Path) -> None:
-    _stamp(db_url, "0009")
+    _stamp(db_url, NEWER)
 
     with pytest.raises(SchemaVersionError) as info:
         Sandbox(home=home, db_url=db_url)
 
     assert str(info.value) == (
-        f"the database at {public_url(db_url)} is at schema revision 0009, newer than this "
+        f"the database at {public_url(db_url)} is at schema revision {NEWER}, newer than this "
         f"sandbox_kit ({HEAD_REVISION}); upgrade sandbox_kit"
     )
-    assert (info.value.revision, info.value.head) == ("0009", HEAD_REVISION)
+    assert (info.value.revision, info.value.head) == (NEWER, HEAD_REVISION)
     db = Database(db_url)
     try:
         with pytest.raises(SchemaVersionError):
             db.upgrade()  # the direct call refuses too, before Alembic runs
-        assert db.revision() == "0009"
+        assert db.revision() == NEWER
     finally:
         db.dispose()
 
 
 def test_cli_on_a_newer_database_prints_error_and_exits_1(home: Path) -> None:
     url = f"sqlite:///{home / 'sandbox.db'}"
-    _stamp(url, "0009")
+    _stamp(url, NEWER)
 
     done = cli("models", home=home)
 
     assert done.returncode == 1
     assert done.stderr == (
-        f"Error: the database at {url} is at schema revision 0009, newer than this sandbox_kit "
+        f"Error: the database at {url} is at schema revision {NEWER}, newer than this sandbox_kit "
         f"({HEAD_REVISION}); upgrade sandbox_kit\n"
     )
 

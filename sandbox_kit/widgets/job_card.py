@@ -108,7 +108,14 @@ class JobCard(View):
         """Read the job's record and new log lines; render what changed."""
         if self.done:
             return
-        self.info = self.sandbox.job_info(self.job_id)
+        try:
+            self.info = self.sandbox.job_info(self.job_id)
+        except SandboxKitError as exc:  # deleted meanwhile (with its model): nothing to follow
+            self.done = True
+            set_if_changed(self.message, "value", message_html("error", str(exc)))
+            set_if_changed(self.cancel_button.layout, "display", "none")
+            self.pump.stop()
+            return
         ended = self.info.status.terminal  # read before the file: no line can be missed
         items = self._tail.read(max_bytes=_READ_PER_TICK, skip=True)
         kind = self.info.model_type.value

@@ -29,10 +29,10 @@ _COLUMNS = (
     ("Job", "200px"),
     ("Model", "140px"),
     ("Status", "118px"),
-    ("Started", "150px"),
-    ("Duration", "76px"),
+    ("Started", "160px"),
+    ("Duration", "84px"),
     ("By", "90px"),
-    ("Isolation", "90px"),
+    ("Isolation", "100px"),
     ("Exit / reason", "180px"),
 )
 _ACTIONS_PX = 250  # Log, Cancel and Re-run with their margins

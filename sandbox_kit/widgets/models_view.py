@@ -26,7 +26,7 @@ _COLUMNS = (
     ("Status", "76px"),
     ("Size", "70px"),
     ("SHA-256", "110px"),
-    ("Created", "150px"),
+    ("Created", "160px"),
     ("By", "90px"),
     ("Description", "160px"),
 )
