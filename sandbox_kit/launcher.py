@@ -77,16 +77,7 @@ def submit(
     setting) is how many times a lost attempt is queued again (issue 12).
     """
     config = {} if config is None else config
-    if not isinstance(config, dict):
-        raise ValidationError(f"config must be a JSON object (a dict), not {type(config).__name__}")
-    try:
-        config_json = dumps_config(config)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"config is not JSON-serialisable: {exc}") from None
-    if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
-        raise ValidationError(f"retries must be a whole number from 0 to 100, not {retries!r}")
-    if timeout is not None and not timeout > 0:
-        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
+    config_json = check_run_options(config, timeout=timeout, retries=retries)
     kind = model.model_type.value
     # abspath, not realpath: a venv's python is a symlink that must stay one (pyvenv.cfg).
     interpreter = os.path.abspath(settings.interpreters.get(kind) or sys.executable)
@@ -198,6 +189,26 @@ def submit(
         paths.secrets(job_id).unlink(missing_ok=True)
         raise
     return job_id
+
+
+def check_run_options(config: object, *, timeout: float | None, retries: int | None) -> str:
+    """Refuse what a run cannot take; returns the config as the JSON the job keeps.
+
+    Raises:
+        ValidationError: the config is not a JSON-serialisable dict, the timeout is not a
+            positive number of seconds or the retries are not 0-100.
+    """
+    if not isinstance(config, dict):
+        raise ValidationError(f"config must be a JSON object (a dict), not {type(config).__name__}")
+    try:
+        config_json = dumps_config(config)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"config is not JSON-serialisable: {exc}") from None
+    if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 100):
+        raise ValidationError(f"retries must be a whole number from 0 to 100, not {retries!r}")
+    if timeout is not None and not timeout > 0:
+        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout}")
+    return config_json
 
 
 def cancel(lifecycle: Lifecycle, job_id: str, *, actor: str | None = None) -> CancelTicket:

@@ -315,8 +315,7 @@ class Sandbox:
 
         Raises:
             ValidationError: the code was rejected (the message names line and column), or
-                the type or data source is unknown: nothing was stored. A config or timeout
-                that :meth:`run` refuses is refused after the code was stored.
+                the type, data source, config or timeout is refused: nothing was stored.
             NotFoundError: the data source names no data set, version or job.
             RunError: the code is that of an archived version.
         """
@@ -325,7 +324,9 @@ class Sandbox:
         checked = validate_upload(
             shown, code.encode("utf-8"), max_bytes=self.settings.max_upload_bytes
         )
-        source = self.resolve_source(data_source_id)  # refused before storing
+        # Everything a run could refuse is refused before the code is stored.
+        launcher.check_run_options({} if config is None else config, timeout=timeout, retries=None)
+        source = self.resolve_source(data_source_id)
         target = self.registry.upload(
             checked,
             kind,

@@ -93,6 +93,10 @@ def test_run_code_refuses_bad_code_and_stores_nothing(sandbox: Sandbox) -> None:
         sandbox.run_code("x = 1\n", "DMO", data_source_id="data:nope")
     with pytest.raises(ValidationError, match="unknown model type"):
         sandbox.run_code("x = 1\n", "XYZ")
+    with pytest.raises(ValidationError, match="config must be a JSON object"):
+        sandbox.run_code("x = 1\n", "DMO", config=[1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="timeout must be a positive number"):
+        sandbox.run_code("x = 1\n", "DMO", timeout=0)
     assert stored_models(sandbox) == 0 and sandbox.jobs() == [] and sandbox.audit() == []
 
 
