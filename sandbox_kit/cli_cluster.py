@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 from sandbox_kit.cli import _print_json, _print_table
+from sandbox_kit.errors import ValidationError
 from sandbox_kit.humanize import size
 
 
@@ -37,6 +38,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _workers(args: argparse.Namespace) -> int:
+    if not args.timeout > 0:  # also refuses nan
+        raise ValidationError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     # Settings from the environment only: listing workers needs no registry.
     from sandbox_kit import cluster
     from sandbox_kit.config import Settings

@@ -3,9 +3,9 @@ workers and their slots, and the checks ``sandbox-kit doctor`` shows.
 
 Workers are ordinary ``dask worker ADDRESS --resources "slots=N"`` processes started from an
 environment with sandbox_kit installed; each reads its own settings (``SANDBOX_DB_URL``,
-``SANDBOX_STORE``, limits, isolation) from its environment. A job is one Dask task whose key
-is the job id and which holds ``resources={"slots": n}`` while it runs, so the scheduler's
-accounting of each worker's resources is the cluster's accounting of slots.
+``SANDBOX_STORE``, limits, isolation) from its environment. A job's attempt is one Dask
+task whose key is ``JOB_ID#ATTEMPT`` and which holds ``resources={"slots": n}`` while it runs,
+so the scheduler's accounting of each worker's resources is the cluster's accounting of slots.
 
 Code sent to the scheduler or the workers from here is a nested function, which Dask pickles
 by value: the scheduler needs no sandbox_kit, and a worker without it is reported, not broken.
@@ -145,7 +145,7 @@ def workers(client: Client) -> list[WorkerInfo]:
                 slots=int(row["slots"]),
                 slots_used=int(row["used"]),
                 memory_bytes=int(row["memory"]),
-                jobs=tuple(row["jobs"]),
+                jobs=tuple(str(key).split("#", 1)[0] for key in row["jobs"]),
             )
             for row in rows
         ),

@@ -161,6 +161,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ValidationError(f"executor must be local or dask, not {self.executor!r}")
+        if self.executor == "dask" and not self.dask_address:
+            raise ValidationError(
+                "the dask executor needs the scheduler's address: set SANDBOX_DASK_ADDRESS "
+                "(e.g. tcp://10.0.0.5:8786)"
+            )
+        for kind, times in self.retries.items():
+            if not 0 <= times <= 100:
+                raise ValidationError(f"retries for {kind} must be 0 to 100, not {times}")
         if self.isolation not in ISOLATION_MODES:
             modes = ", ".join(ISOLATION_MODES)
             raise ValidationError(f"isolation must be one of {modes}, not {self.isolation!r}")

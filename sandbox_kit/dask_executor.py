@@ -32,7 +32,8 @@ ORPHAN_AFTER_S = 30.0
 
 
 def task_key(job_id: str, attempt: int) -> str:
-    """The Dask key of a job's attempt (one task per attempt, never reused)."""
+    """The Dask key of a job's attempt (a released attempt is submitted again under the
+    same key: Dask then treats it as the same task)."""
     return f"{job_id}#{attempt}"
 
 
@@ -44,6 +45,10 @@ def job_of(key: str) -> str:
 def client(address: str) -> Any:
     """A Dask client for ``address``: the worker's own when called in a task, else one kept
     per process (and replaced when its scheduler went away)."""
+    if not address:  # distributed.Client(None) would start a whole cluster in this process
+        from sandbox_kit.errors import ClusterError
+
+        raise ClusterError("the dask executor needs SANDBOX_DASK_ADDRESS (tcp://host:8786)")
     with contextlib.suppress(ImportError, ValueError):
         from distributed import get_client, get_worker
 
@@ -53,30 +58,73 @@ def client(address: str) -> Any:
         found = _clients.get(address)
         if found is not None and found.status == "running":
             return found
+        if found is not None:
+            with contextlib.suppress(Exception):
+                found.close()
         from sandbox_kit.cluster import connect
 
         _clients[address] = connect(address)
         return _clients[address]
 
 
-def capacity(address: str) -> int:
-    """The CPU slots of the cluster: the ``slots`` of all its workers together."""
-    from sandbox_kit.cluster import total_slots
+def capacity(address: str) -> tuple[int, int]:
+    """The cluster's CPU slots: all its workers' ``slots`` together, and the largest
+    worker's (a job must fit on one worker)."""
+    from sandbox_kit.cluster import workers
 
-    return int(total_slots(client(address)))
+    slots = [w.slots for w in workers(client(address))]
+    return sum(slots), max(slots, default=0)
+
+
+def result_key(job_id: str, attempt: int) -> str:
+    """Where an attempt's results are in the store: a dead attempt that comes back late
+    writes beside the newer one's, never over them."""
+    return f"results/{job_id}/{attempt}"
+
+
+def stage(store_url: str, spec: dict[str, Any], conn: Any) -> dict[str, str | None]:
+    """Put what a job needs on a worker into the store when it is not there yet, at submit
+    (on the host that has it): the model's bytes and the data source's folder. Returns the
+    spec's ``model_key`` and ``data_key``, so any dispatcher (a worker too) can hand the job
+    over without this host's files."""
+    from sandbox_kit.store import Store
+
+    store = Store(store_url)
+    model = Path(spec["model_path"])
+    model_key = f"models/{spec['model_sha256']}{model.suffix or '.py'}"
+    if not store.exists(model_key):
+        store.put_bytes(model_key, model.read_bytes())
+    label, directory = spec.get("data_source"), spec["env"].get("DATA_SOURCE_DIR")
+    data_key = None
+    if label and directory:
+        if label.startswith("job:"):
+            source_id = label.removeprefix("job:")
+            with conn.read() as st:
+                row = st.run("SELECT attempt FROM jobs WHERE id = :id", {"id": source_id}).one()
+            data_key = result_key(source_id, int(row[0] or 1) if row else 1)
+        else:
+            data_key = f"data/{Path(directory).name}"
+        if not store.exists(data_key):
+            store.put_dir(Path(directory), data_key)
+    return {"model_key": model_key, "data_key": data_key}
 
 
 def start(lifecycle: Lifecycle, job: Claimed, queue: dict[str, Any]) -> None:
-    """Hand a claimed job to the cluster (raises when it cannot: the caller releases it)."""
+    """Hand a claimed job to the cluster (raises when it cannot)."""
     from distributed import fire_and_forget
 
     spec = job.spec
+    model = Path(spec["model_path"])
+    # The registry's URL travels only when it holds no password (an SQLite file on a
+    # one-host cluster); a worker elsewhere reads its own SANDBOX_DB_URL.
+    url = lifecycle.conn.url
     payload = {
         **spec,
-        "db_url": lifecycle.conn.url,
+        "db_url": url if url.startswith("sqlite") else None,
         "store": queue.get("store"),
-        "model_source": Path(spec["model_path"]).read_bytes(),
-        "data_key": _data_key(spec, queue.get("store")),
+        # The model travels with the task from the host that has it; a worker that hands
+        # the job over sends its store key only.
+        "model_source": model.read_bytes() if model.is_file() else None,
         "queue": queue,
     }
     # Allow-listed secrets are the worker's own (its SANDBOX_ENV_ALLOW); none travel.
@@ -117,28 +165,6 @@ def _scheduler_keys(dask_scheduler: Any) -> list[str]:
     return [str(key) for key in dask_scheduler.tasks]
 
 
-def _data_key(spec: dict[str, Any], store_url: str | None) -> str | None:
-    """The store key of the job's data source, uploaded now when the store lacks it."""
-    label = spec.get("data_source")
-    directory = spec["env"].get("DATA_SOURCE_DIR")
-    if not label or not directory:
-        return None
-    if label.startswith("job:"):
-        key = f"results/{label.removeprefix('job:')}"
-    else:
-        key = f"data/{Path(directory).name}"
-    store = _store(spec, store_url)
-    if not store.exists(key):
-        store.put_dir(Path(directory), key)
-    return key
-
-
-def _store(spec: dict[str, Any], store_url: str | None) -> Any:
-    from sandbox_kit.store import Store
-
-    return Store(store_url or str(Path(spec["home"]) / "store"))
-
-
 def fetch_results(info: Any, store_url: str) -> bool:
     """Bring a finished remote job's result folder from the store into ``info.result_dir``
     (once; a marker file remembers it); returns True when the folder is there."""
@@ -148,15 +174,13 @@ def fetch_results(info: Any, store_url: str) -> bool:
     marker = folder.parent / ".result-fetched"
     if marker.exists():
         return True
-    if not Store(store_url).get_dir(f"results/{info.id}", folder):
+    if not Store(store_url).get_dir(result_key(info.id, info.attempt), folder):
         return False
     with contextlib.suppress(OSError):
         marker.touch()
     return True
 
 
-#: How long after its end a remote job's log is still brought up to date by list reads.
-_RECENT_S = 600.0
 _checked: set[tuple[str, str]] = set()
 
 
@@ -175,27 +199,23 @@ def check_cluster(address: str | None, db_url: str) -> None:
     _checked.add((address, db_url))
 
 
-def catch_up(conn: Any, infos: list[Any], *, now: Any = None) -> None:
+def catch_up(conn: Any, infos: list[Any]) -> None:
     """Bring the local copies of remote jobs' logs up to date, for the jobs in ``infos``
-    that run, ended lately, or have no local copy yet (read after ``infos`` was: a job seen
-    ended then has every line of its log here)."""
-    from datetime import UTC, datetime
-
+    whose copy is not known complete. Called after ``infos`` was read: a job seen ended then
+    has every line of its log here, and its copy is marked complete (never read again)."""
     from sandbox_kit import logship
     from sandbox_kit.dbapi import TransientError
 
-    moment = now or datetime.now(UTC)
     for info in infos:
         if not info.remote or info.cached_from:
             continue
-        ended = info.finished_at
-        if (
-            ended is None
-            or (moment - ended).total_seconds() < _RECENT_S
-            or not os.path.exists(info.log_path)
-        ):
-            with contextlib.suppress(TransientError, OSError):
-                logship.mirror(conn, info.id, info.log_path)
+        done = Path(info.log_path).with_name(f".{Path(info.log_path).name}.complete")
+        if done.exists():
+            continue
+        with contextlib.suppress(TransientError, OSError):
+            logship.mirror(conn, info.id, info.log_path)
+            if info.status.terminal:
+                done.touch()
 
 
 def cancel_task(address: str, job_id: str, attempt: int) -> None:

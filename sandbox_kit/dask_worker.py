@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ def run_job(payload: dict[str, Any]) -> str:
     home = Paths.resolve(
         os.environ.get("SANDBOX_WORKER_DIR") or Path(worker.local_directory).parent / "sandbox-kit"
     )
-    db_url = os.environ.get("SANDBOX_DB_URL") or payload["db_url"]
+    db_url = os.environ.get("SANDBOX_DB_URL") or payload.get("db_url")
+    if not db_url:
+        raise RuntimeError(
+            f"worker {worker.address} has no SANDBOX_DB_URL: it cannot reach the registry"
+        )
     lifecycle = Lifecycle(Connection(db_url, name=f"sandbox-kit worker {payload['job_id']}"))
     job_id, attempt = payload["job_id"], int(payload["attempt"])
     try:
@@ -62,7 +67,9 @@ def run_job(payload: dict[str, Any]) -> str:
         if not taken:
             return "skipped"  # delivered twice, or the attempt is over
         try:
-            spec = local_spec(payload, home, settings, worker.address, db_url)
+            # Fetching a big data set may outlast the heartbeat window: beat meanwhile.
+            with _beating(db_url, job_id, attempt, settings.heartbeat_s):
+                spec = local_spec(payload, home, settings, worker.address, db_url)
         except Exception as exc:
             lifecycle.finish(
                 job_id,
@@ -72,11 +79,34 @@ def run_job(payload: dict[str, Any]) -> str:
             )
             return "failed"
         _install_plugin(worker)
+        lifecycle.conn.close()  # not held for the whole run (it reopens for the dispatch)
         outcome = _supervise(spec)
         _dispatch_next(lifecycle, payload["queue"], home)
         return outcome
     finally:
         lifecycle.conn.close()
+
+
+@contextlib.contextmanager
+def _beating(db_url: str, job_id: str, attempt: int, period: float) -> Iterator[None]:
+    """Heartbeats for a taken attempt until its supervisor starts its own."""
+    stop = threading.Event()
+    conn = Connection(db_url, name=f"sandbox-kit worker {job_id}")
+
+    def beat() -> None:
+        beating = Lifecycle(conn)
+        while not stop.wait(period):
+            with contextlib.suppress(Exception):
+                beating.heartbeat(job_id, attempt=attempt)
+
+    thread = threading.Thread(target=beat, name=f"beat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        conn.close()
 
 
 def local_spec(
@@ -112,7 +142,7 @@ def local_spec(
     log_path.unlink(missing_ok=True)
     return {
         **{k: v for k, v in payload.items() if k not in ("model_source", "data_key", "store")},
-        "model_path": str(_write_model(payload, home)),
+        "model_path": str(_write_model(payload, home, settings)),
         "interpreter": interpreter,
         "env": env,
         "job_dir": str(job_dir),
@@ -147,13 +177,21 @@ def _store_url(payload: dict[str, Any], settings: Settings, home: Paths) -> str:
     return settings.store or payload.get("store") or str(Path(payload["home"]) / "store")
 
 
-def _write_model(payload: dict[str, Any], home: Paths) -> Path:
-    """The model's bytes as a read-only file named by its sha256 (the supervisor checks it)."""
+def _write_model(payload: dict[str, Any], home: Paths, settings: Settings) -> Path:
+    """The model's bytes (from the task, else from the store) as a read-only file named by
+    its sha256 (the supervisor checks the hash before it runs it)."""
     suffix = Path(payload["model_path"]).suffix or ".py"
     path = home.models / f"{payload['model_sha256']}{suffix}"
     if not path.exists():
+        source = payload.get("model_source")
+        if source is None:
+            from sandbox_kit.store import Store
+
+            source = Store(_store_url(payload, settings, home)).get_bytes(payload["model_key"])
+            if source is None:
+                raise FileNotFoundError(f"model {payload['model_key']} is not in the store")
         partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        partial.write_bytes(payload["model_source"])
+        partial.write_bytes(source)
         partial.chmod(0o444)
         os.replace(partial, path)
     return path

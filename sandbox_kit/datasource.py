@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from sandbox_kit.datasets import DataStore, content_sha256
-from sandbox_kit.db import JobRow
+from sandbox_kit.db import JobRow, ModelRow
 from sandbox_kit.errors import NotFoundError, ValidationError
 from sandbox_kit.records import ModelType
 
@@ -115,6 +115,11 @@ def _latest(store: DataStore, kind: str, asked: str) -> Source:
                 JobRow.model_type == model_type.value,
                 JobRow.status == "success",
                 or_(JobRow.outcome.is_(None), JobRow.outcome.in_(_LATEST_OUTCOMES)),
+                # A %%sandbox cell's experiment never feeds another run unasked.
+                or_(
+                    JobRow.model_id.is_(None),
+                    JobRow.model_id.not_in(select(ModelRow.id).where(ModelRow.scratch)),
+                ),
             )
             .order_by(JobRow.finished_at.desc(), JobRow.id.desc())
             .limit(1)

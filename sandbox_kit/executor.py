@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox_kit.dbapi import TransientError, retry
+from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.lifecycle import Claimed, Lifecycle
 
 #: What a supervisor process inherits: enough to run Python, none of the caller's secrets
@@ -51,14 +52,16 @@ def dispatch(
         keep_one: do not start the oldest claimed job; hand it back as ``kept`` (a supervisor
             whose job just ended runs it itself, saving a process start).
     """
-    if queue.get("executor") == "dask" and queue.get("cpu_slots") is None:
+    if queue.get("executor") == "dask":
         from sandbox_kit import dask_executor
 
-        try:  # SANDBOX_CPU_SLOTS unset: the slots of the cluster's workers now
-            queue = {**queue, "cpu_slots": dask_executor.capacity(queue["dask_address"])}
+        try:  # the cluster's slots now: all of them, and the largest worker's
+            total, widest = dask_executor.capacity(queue["dask_address"])
         except Exception as exc:
             log.warning("dispatch skipped, the Dask cluster is unavailable: %s", exc)
             return Dispatched()
+        # SANDBOX_CPU_SLOTS, when set, is the capacity; else the workers' slots.
+        queue = {**queue, "cpu_slots": queue.get("cpu_slots") or total, "widest": widest}
     try:
         claimed = retry(
             lambda: lifecycle.claim(
@@ -66,6 +69,8 @@ def dispatch(
                 int(queue.get("cpu_slots", queue.get("max_running", 1))),
                 dict(queue.get("per_type", {})),
                 dict(queue.get("tokens", {})),
+                executor=queue.get("executor", "local"),
+                widest=queue.get("widest"),
             ),
             give_up_after_s=give_up_after_s,
         )
@@ -99,10 +104,14 @@ def _to_cluster(
     for job in claimed:
         try:
             dask_executor.start(lifecycle, job, queue)
-        except Exception as exc:
+        except (OSError, TimeoutError, SandboxKitError) as exc:  # the cluster: try again later
             log.error("cannot hand %s to the Dask cluster: %s", job.job_id, exc)
             with contextlib.suppress(Exception):
                 lifecycle.release(job.job_id, attempt=job.attempt)
+        except Exception as exc:  # the job itself: it would fail every time
+            log.error("cannot hand %s to the Dask cluster: %s", job.job_id, exc)
+            with contextlib.suppress(Exception):
+                lifecycle.finish(job.job_id, "failed", reason=f"cannot hand over to Dask: {exc}")
         else:
             started.append(job.job_id)
     if queue.get("dask_address"):

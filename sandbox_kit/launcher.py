@@ -170,6 +170,10 @@ def submit(
         # What the data source is, so a Dask worker can fetch it from the store (issue 12).
         "data_source": None if source is None else source.label,
     }
+    if settings.executor == "dask":  # issue 12: the model and data source into the store
+        from sandbox_kit import dask_executor
+
+        spec.update(dask_executor.stage(settings.store or str(paths.store), spec, lifecycle.conn))
     result_dir.mkdir(parents=True)
     try:
         keep_secrets(paths, job_id, settings.env_allow)
@@ -250,7 +254,7 @@ def reconcile(
             continue  # another host's supervisor: only its heartbeat can speak for it
         else:
             reason = f"supervisor lost (pid {pid} gone; last heartbeat {age:.0f} s ago)"
-        if lifecycle.mark_lost(job.job_id, reason):
+        if lifecycle.mark_lost(job.job_id, reason, attempt=job.attempt):
             lost.append(job.job_id)
             if job.host in (None, host):
                 _kill_orphans(job.job_id)

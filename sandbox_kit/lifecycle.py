@@ -253,6 +253,9 @@ class Lifecycle:
         cpu_slots: int,
         per_type: Mapping[str, int],
         tokens: Mapping[str, int] | None = None,
+        *,
+        executor: str = "local",
+        widest: int | None = None,
     ) -> list[Claimed]:
         """Move queued jobs to ``running`` while the CPU slots, the per-type caps and the
         licence pools allow (issue 15).
@@ -265,25 +268,32 @@ class Lifecycle:
         so a wide job is never starved by a stream of narrow ones (slots may stay idle
         meanwhile). Each running job also gets the lowest free ``slot`` number, its identity
         (and, isolated as root, its uid): one per job, whatever its width.
+
+        Only jobs of ``executor`` are counted and claimed (a job queued for the Dask cluster is
+        never started by a local dispatcher, nor the other way round). ``widest`` caps a job's
+        width below ``cpu_slots`` (a Dask job fits on one worker: the largest one's slots).
         """
         pools = dict(tokens or {})
         claimed: list[Claimed] = []
         with self.conn.write() as st:
-            rows = st.run(
-                "SELECT model_type, threads, tokens, slot FROM jobs WHERE status = :r",
+            every = st.run(
+                "SELECT model_type, threads, tokens, slot, executor FROM jobs WHERE status = :r",
                 {"r": RUNNING},
             ).all()
-            running: Counter[str] = Counter(kind for kind, _, _, _ in rows)
-            used: Counter[str] = Counter(t for _, _, names, _ in rows for t in _pools(names))
-            free = cpu_slots - sum(max(1, width or 1) for _, width, _, _ in rows)
-            taken = {slot for _, _, _, slot in rows if slot is not None}
+            # CPU slots and type caps count this executor's jobs; licences and slot numbers
+            # (identities, uids) are shared by all.
+            rows = [row for row in every if (row[4] or "local") == executor]
+            running: Counter[str] = Counter(row[0] for row in rows)
+            used: Counter[str] = Counter(t for row in every for t in _pools(row[2]))
+            free = cpu_slots - sum(max(1, row[1] or 1) for row in rows)
+            taken = {row[3] for row in every if row[3] is not None}
             if free <= 0:
                 return []
             # Not the specs: a sweep may queue a thousand jobs, and only a few are claimed.
             queued = st.run(
                 "SELECT id, model_type, threads, tokens FROM jobs WHERE status = :q "
-                "ORDER BY created_at, id",
-                {"q": QUEUED},
+                "AND executor = :ex ORDER BY created_at, id",
+                {"q": QUEUED, "ex": executor},
             ).all()
             now = self.now()
             for job_id, model_type, asked, names in queued:
@@ -295,7 +305,7 @@ class Lifecycle:
                 wanted = _pools(names)
                 if any(t in pools and used[t] >= pools[t] for t in wanted):
                     continue
-                width = min(max(1, asked or 1), max(1, cpu_slots))
+                width = min(max(1, asked or 1), max(1, cpu_slots), max(1, widest or cpu_slots))
                 if width > free:
                     break  # the oldest job that fits its caps goes first (no starvation)
                 slot = next(n for n in range(len(taken) + 1) if n not in taken)

@@ -18,6 +18,7 @@ Like the lifecycle, this module imports no SQLAlchemy (the supervisor uses it).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -105,8 +106,20 @@ def mirror(conn: Connection, job_id: str, path: str | os.PathLike[str]) -> int:
 
     Reads the job's current attempt, then the chunks at or past the local file's end. A
     missing chunk (one still being committed) stops the call there; the next call goes on.
+    Processes mirroring the same job take turns (a lock file beside the copy), so a new
+    attempt's restart of the file never races another's writes.
     """
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(target.with_name(f".{target.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _mirror(conn, job_id, target)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _mirror(conn: Connection, job_id: str, target: Path) -> int:
     with conn.read() as st:
         row = st.run("SELECT attempt FROM jobs WHERE id = :id", {"id": job_id}).one()
         if row is None:
@@ -115,7 +128,6 @@ def mirror(conn: Connection, job_id: str, path: str | os.PathLike[str]) -> int:
     marker = target.with_name(f".{target.name}.attempt")
     if _attempt_of(marker) != attempt:
         # A new attempt: its log replaces the older one's.
-        target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb"):
             pass
         marker.write_text(str(attempt), encoding="ascii")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sandbox_kit import audit
 from sandbox_kit.config import Paths
-from sandbox_kit.db import Database, JobRow, ModelRow, utcnow
+from sandbox_kit.db import Database, JobRow, LogChunkRow, ModelRow, utcnow
 from sandbox_kit.errors import ConflictError, NotFoundError, ValidationError
 from sandbox_kit.records import Model, ModelStatus, ModelType
 from sandbox_kit.validation import ValidatedSource, safe_filename
@@ -224,6 +224,8 @@ class Registry:
             ).all()
             view = _view(row, self.paths)
             _record(s, who, "delete", row, jobs_deleted=len(jobs))
+            # A remote job's shipped log goes with it (issue 12).
+            s.execute(delete(LogChunkRow).where(LogChunkRow.job_id.in_([j for j, _ in jobs])))
             s.execute(delete(JobRow).where(JobRow.model_id == model_id))
             s.delete(row)
         # Files go after the commit: a failed commit must not have removed anything.

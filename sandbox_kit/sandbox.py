@@ -326,6 +326,7 @@ class Sandbox:
         )
         # Everything a run could refuse is refused before the code is stored.
         launcher.check_run_options({} if config is None else config, timeout=timeout, retries=None)
+        self._check_executor()
         source = self.resolve_source(data_source_id)
         target = self.registry.upload(
             checked,
@@ -349,8 +350,7 @@ class Sandbox:
         cache: bool | None,
         retries: int | None = None,
     ) -> Job:
-        if self.settings.executor == "dask":
-            dask_executor.check_cluster(self.settings.dask_address, self.db.url)
+        self._check_executor()
         job_id = launcher.submit(
             self.db,
             self.lifecycle,
@@ -754,6 +754,11 @@ class Sandbox:
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()
+
+    def _check_executor(self) -> None:
+        """With the dask executor: refuse a run the cluster cannot take, before it is queued."""
+        if self.settings.executor == "dask":
+            dask_executor.check_cluster(self.settings.dask_address, self.db.url)
 
     def _maybe_reconcile(self) -> None:
         if time.monotonic() - self._last_reconcile >= _RECONCILE_EVERY_S:

@@ -72,9 +72,10 @@ class Supervisor:
         #: ``namespaces`` (bubblewrap), ``partial`` (unshare) or ``none``; recorded per job.
         self.isolation = "none"
         self._jail_tool: str | None = None
-        #: On a Dask worker: the attempt (fences every write), the worker and the store.
+        #: The attempt it runs (fences every write of this supervisor); on a Dask worker also
+        #: the worker and the store.
         self.remote: dict[str, Any] | None = spec.get("remote")
-        self.attempt: int | None = self.remote["attempt"] if self.remote else None
+        self.attempt: int | None = spec.get("attempt")
         self._worker_lost = False
         self._shipper: Any = None
 
@@ -463,12 +464,15 @@ class Supervisor:
         from sandbox_kit.dbapi import TransientError
 
         assert self.remote is not None
-        if status != "lost":
+        # Not for an attempt that is over (lost, or ended elsewhere): its results are not the
+        # job's; and an attempt writes under its own key, never over a newer one's.
+        if status != "lost" and self.stop_cause != "gone":
+            from sandbox_kit.dask_executor import result_key
             from sandbox_kit.store import Store
 
             try:
                 Store(self.remote["store"]).put_dir(
-                    Path(self.spec["result_dir"]), f"results/{self.job_id}"
+                    Path(self.spec["result_dir"]), result_key(self.job_id, self.remote["attempt"])
                 )
             except Exception as exc:
                 status, values = "failed", {**values, "reason": f"results not stored: {exc}"}

@@ -211,7 +211,9 @@ def test_cli_workers_refuses_without_a_reachable_dask_executor(home: Path) -> No
     assert local.returncode == 1 and local.stdout == ""
     assert local.stderr.startswith("Error: the executor is local, not dask: set SANDBOX_EXEC")
     unset = cli("workers", home=home, env={"SANDBOX_EXECUTOR": "dask", "SANDBOX_DASK_ADDRESS": ""})
-    assert unset.returncode == 1 and "SANDBOX_DASK_ADDRESS=tcp://HOST:8786" in unset.stderr
+    assert unset.returncode == 1 and "set SANDBOX_DASK_ADDRESS" in unset.stderr
+    zero = cli("workers", "--timeout", "0", home=home, env={"SANDBOX_EXECUTOR": "local"})
+    assert zero.returncode == 1 and "--timeout must be a positive number" in zero.stderr
     env = {"SANDBOX_EXECUTOR": "dask", "SANDBOX_DASK_ADDRESS": UNREACHABLE}
     down = cli("workers", "--timeout", "1", home=home, env=env)
     assert down.returncode == 1 and "Traceback" not in down.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_kit import Job, JobStatus, Sandbox, Settings, dask_executor
-from sandbox_kit.errors import ClusterError
+from sandbox_kit.errors import ClusterError, ValidationError
 from tests.conftest import ROOT, job_processes, script
 from tests.dask_fixtures import (  # noqa: F401 (fixtures)
     DaskCluster,
@@ -127,7 +127,7 @@ def test_a_million_lines_come_back_from_a_remote_worker_in_order(
 
 def test_cancel_before_a_worker_starts_the_job(cluster_sandbox: Sandbox) -> None:
     # Four slots in the cluster, all taken: the fifth job waits in Dask's queue.
-    busy = [slow(cluster_sandbox, lines=100) for _ in range(4)]
+    busy = [slow(cluster_sandbox, lines=600) for _ in range(4)]  # a minute each
     wait_for(lambda: all(j.refresh().info.worker for j in busy), what="four busy slots")
     # One more slot than the cluster has.
     cluster_sandbox.settings = dataclasses.replace(cluster_sandbox.settings, cpu_slots=5)
@@ -169,10 +169,12 @@ def test_results_and_the_dmo_to_rmo_chain_go_through_an_s3_store(
 
 
 def test_an_unset_address_or_an_unreachable_scheduler_is_refused(home: Path) -> None:
-    sb = Sandbox(home=home, settings=Settings(executor="dask"))
+    with pytest.raises(ValidationError, match="set SANDBOX_DASK_ADDRESS"):
+        Settings(executor="dask")
+    with pytest.raises(ValidationError, match="retries for DMO must be 0 to 100"):
+        Settings.from_env({"SANDBOX_RETRIES_DMO": "101"})
+    sb = Sandbox(home=home, settings=Settings())
     model = sb.upload(script("fast_exit.py"), "DMO")
-    with pytest.raises(ClusterError, match="SANDBOX_DASK_ADDRESS"):
-        sb.run(model.id)
     sb.settings = Settings(executor="dask", dask_address=f"tcp://127.0.0.1:{_free_port()}")
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
         sb.run(model.id)

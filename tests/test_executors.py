@@ -202,6 +202,16 @@ def test_the_jobs_view_and_the_cli_say_where_a_job_ran(
         assert "Dask worker" not in row.cells.value
     bad = cli("run", str(model.id), "--retries", "-1", home=sb.home, env=env)
     assert bad.returncode == 1 and "retries must be a whole number" in bad.stderr
+    # Deleting the model takes the jobs' shipped logs with them.
+    assert (_chunks(sb, job_id) > 0) is info.remote
+    sb.delete(model.id)
+    assert _chunks(sb, job_id) == 0
+
+
+def _chunks(sb: Sandbox, job_id: str) -> int:
+    with sb.lifecycle.conn.read() as st:
+        row = st.run("SELECT count(*) FROM log_chunks WHERE job_id = :id", {"id": job_id}).one()
+    return int(row[0]) if row else 0
 
 
 def test_a_data_set_reaches_the_job_read_only(executor_sandbox: Sandbox, tmp_path: Path) -> None:

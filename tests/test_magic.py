@@ -177,6 +177,14 @@ def test_scratch_versions_are_in_no_model_list_and_never_active(
     assert [label for label, _ in jobs_view.model_filter.options] == ["All models", "SO so v1"]
     for view in (models_view, control, jobs_view):
         view.close()
+    # latest:SO takes the registered model's run, never the newer scratch one.
+    registered = lite.run(uploaded.id)
+    assert registered.wait(timeout=60).status is JobStatus.SUCCESS
+    newer = run_cell(shell, home, "SO", "print('scratch again')")
+    assert newer.wait(timeout=60).status is JobStatus.SUCCESS
+    picked = lite.run(uploaded.id, data_source_id="latest:SO")
+    assert picked.info.data_source == f"job:{registered.id}"
+    picked.wait(timeout=60)
 
 
 @pytest.mark.slow
