@@ -16,9 +16,9 @@ import ipywidgets as W
 
 from sandbox_kit.errors import SandboxKitError
 from sandbox_kit.humanize import duration
-from sandbox_kit.logs import LogTail, Progress
+from sandbox_kit.logs import LogTail
 from sandbox_kit.records import JobInfo, JobStatus
-from sandbox_kit.widgets.logpanel import Entry, line_entry, line_html, progress_html
+from sandbox_kit.widgets.logpanel import Entry, line_html, progress_html, read_tail
 from sandbox_kit.widgets.pump import Pump, View
 from sandbox_kit.widgets.style import CSS, card, message_html, set_if_changed, status_html
 
@@ -117,17 +117,13 @@ class JobCard(View):
             self.pump.stop()
             return
         ended = self.info.status.terminal  # read before the file: no line can be missed
-        items = self._tail.read(max_bytes=_READ_PER_TICK, skip=True)
-        kind = self.info.model_type.value
-        for item in items:
-            if isinstance(item, Progress):
-                self._progress = item.text
-                continue
-            self._progress = ""
-            self.lines = item.seq
-            self.entries.append(line_entry(self.job_id, kind, item))
-        self._dirty = self._dirty or bool(items)
-        if ended and not items:
+        read = read_tail(self._tail, self.job_id, self.info.model_type.value, _READ_PER_TICK)
+        self.entries.extend(read.entries)
+        self.lines = read.last_seq or self.lines
+        if read.progress is not None:
+            self._progress = read.progress
+        self._dirty = self._dirty or read.moved
+        if ended and not read.moved:
             self.done = True
             self._progress = ""
         self._render()

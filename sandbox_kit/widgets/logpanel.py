@@ -253,15 +253,13 @@ class LogPanel(View):
 
     def _read(self, job_id: str, attached: _Attached) -> None:
         ended = attached.info.status.terminal  # read before the file: no line can be missed
-        items = attached.tail.read(max_bytes=_READ_PER_TICK, skip=True)
         kind = attached.info.model_type.value
-        for item in items:
-            if isinstance(item, Progress):
-                attached.progress = item.text
-                continue
-            attached.progress = ""
-            attached.lines = item.seq
-            self.entries.append(line_entry(job_id, kind, item))
+        read = read_tail(attached.tail, job_id, kind, _READ_PER_TICK)
+        self.entries.extend(read.entries)
+        attached.lines = read.last_seq or attached.lines
+        if read.progress is not None:
+            attached.progress = read.progress
+        items = read.moved
         if items:
             self._dirty = True
         if ended and not items:
@@ -334,6 +332,33 @@ def _base64(chunks: Iterator[bytes]) -> tuple[str, int]:
         carry = data[whole:]
     parts.append(base64.b64encode(carry).decode("ascii"))
     return "".join(parts), length
+
+
+@dataclass(frozen=True, slots=True)
+class TailRead:
+    """What one bounded read of a job's log gave a view."""
+
+    entries: list[Entry]
+    last_seq: int | None  # the last line's seq (None: no line)
+    progress: str | None  # the progress line now ("" once a line followed it; None: as before)
+    moved: bool  # anything was read
+
+
+def read_tail(tail: LogTail, job_id: str, kind: str, max_bytes: int) -> TailRead:
+    """Read what is new in a job's log, at most about ``max_bytes`` (skipping ahead when far
+    behind), as entries for a view; a ``\r`` progress update is kept apart."""
+    items = tail.read(max_bytes=max_bytes, skip=True)
+    entries: list[Entry] = []
+    last_seq: int | None = None
+    progress: str | None = None
+    for item in items:
+        if isinstance(item, Progress):
+            progress = item.text
+            continue
+        progress = ""
+        last_seq = item.seq
+        entries.append(line_entry(job_id, kind, item))
+    return TailRead(entries, last_seq, progress, bool(items))
 
 
 def line_entry(job_id: str, kind: str, line: LogLine) -> Entry:
