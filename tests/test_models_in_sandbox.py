@@ -203,7 +203,7 @@ def assert_best_so_far(job: Job, info: JobInfo, outcome: str) -> None:
 
 @pytest.mark.slow
 def test_dmo_timeout_keeps_the_best_commitment(lite: Sandbox) -> None:
-    job = lite.run(lite.upload(EXAMPLES / "dmo.py", "DMO").id, config=LONG_DMO, timeout=5)
+    job = lite.run(lite.upload(EXAMPLES / "dmo.py", "DMO").id, config=LONG_DMO, timeout=15)
     info = job.wait(timeout=WAIT_S)
     assert info.status is JobStatus.TIMEOUT
     assert_best_so_far(job, info, "time_limit")
