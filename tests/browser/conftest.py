@@ -1,20 +1,28 @@
 """A real Voilà server on a free port and a real (Debian) Chromium driven by Playwright.
 
-Each test gets a fresh page on the dashboard and leaves a screenshot in ``test-output/``.
-Chromium is installed by ``make test``; without it these tests fail under ``CI=true`` and skip
+Each test gets a fresh page on the dashboard and leaves a screenshot in ``test-output/``; the
+kernels its page started are shut down when it ends (a closed headless page does not always
+send Voilà's unload beacon, and every live dashboard kernel keeps polling the registry: left
+running, they slowed the rest of the suite by a whole core). The servers live for this package
+only. Chromium is installed by ``make test``; without it these tests fail under ``CI=true`` and skip
 elsewhere, with the reason shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -53,7 +61,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Voilà serving notebooks/dashboard.ipynb against a temporary SANDBOX_HOME."""
     tmp = tmp_path_factory.mktemp("voila")
@@ -97,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     shutil.copy(tmp / "voila.log", OUTPUT / "voila.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless."""
     if not os.access(CHROMIUM, os.X_OK):
@@ -120,18 +128,49 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser: object, server: Server, request: pytest.FixtureRequest) -> Iterator[object]:
     """A fresh dashboard page; its screenshot is saved under test-output/ at the end."""
-    page = browser.new_page(viewport={"width": 1440, "height": 1600})  # type: ignore[attr-defined]
+    with dashboard_page(browser, server, request.node.name) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def dashboard_page(browser: Any, server: Server, shot: str, **options: Any) -> Iterator[Any]:
+    """A dashboard page (``options`` go to ``new_page``); at the end its screenshot is saved as
+    ``test-output/SHOT.png``, it is closed, its kernels are shut down and it must have raised
+    no JavaScript error."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1600}, **options)
     page.set_default_timeout(60_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    kernels: set[str] = set()  # every page load starts one; a reload starts another
+    page.on("websocket", lambda ws: kernels.update(_KERNEL_SOCKET.findall(ws.url)))
     # Offline machine: the lab template links fonts from a CDN; fail those fast.
     page.route("https://**", lambda route: route.abort())
-    open_dashboard(page, server)
-    yield page
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{request.node.name}.png"))
-    page.close(run_before_unload=True)  # fires Voilà's kernel shutdown beacon
+    try:
+        open_dashboard(page, server)
+        yield page
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"{shot}.png"))
+    finally:
+        page.close(run_before_unload=True)  # fires Voilà's kernel shutdown beacon, usually
+        for kernel in kernels:
+            shut_down_kernel(server, kernel)
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+_KERNEL_SOCKET = re.compile(r"/api/kernels/([0-9a-f-]{36})/channels")
+
+
+def shut_down_kernel(server: Server, kernel: str) -> None:
+    """Ask Voilà to shut a page's kernel down (as its unload beacon does); gone already is fine."""
+    request = urllib.request.Request(
+        f"{server.base}voila/api/shutdown/{kernel}",
+        method="POST",
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30).close()
+    except urllib.error.HTTPError as gone:  # an HTTPError holds its socket open until closed
+        gone.close()
 
 
 def open_dashboard(page: object, server: Server) -> None:

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox_kit import Sandbox
-from tests.browser.conftest import OUTPUT, Server, open_dashboard
+from tests.browser.conftest import OUTPUT, Server, dashboard_page
 from tests.conftest import script
 
 pytestmark = pytest.mark.browser
@@ -25,18 +25,8 @@ pytestmark = pytest.mark.browser
 def new_york_page(browser: Any, server: Server) -> Iterator[Any]:
     """A dashboard page in a browser whose time zone is America/New_York (the machine's is
     UTC): the viewer's times must differ from the server's."""
-    page = browser.new_page(
-        viewport={"width": 1440, "height": 1600}, timezone_id="America/New_York"
-    )
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.route("https://**", lambda route: route.abort())
-    open_dashboard(page, server)
-    yield page
-    page.screenshot(path=str(_shot("test_12_end")))
-    page.close(run_before_unload=True)
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with dashboard_page(browser, server, "test_12_end", timezone_id="America/New_York") as page:
+        yield page
 
 
 def test_12_a_schedule_made_in_the_page_fires_and_a_failure_lights_the_bell(

@@ -130,7 +130,7 @@ def environment(tmp: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A Jupyter Server with every installed extension, the API included."""
     tmp = tmp_path_factory.mktemp("jupyter")
@@ -148,7 +148,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The Voilà server of ``sandbox-kit serve``."""
     tmp = tmp_path_factory.mktemp("voila")
