@@ -94,6 +94,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.fail(f"voila did not start (exit {proc.returncode}); see {tmp / 'voila.log'}")
         time.sleep(0.3)
     yield Server(url=f"{base}?token={TOKEN}", base=base, home=home, env=env)
+    left = _kernels_left(tmp / "voila.log")
     proc.terminate()
     try:
         proc.wait(30)
@@ -103,6 +104,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log.close()
     OUTPUT.mkdir(exist_ok=True)
     shutil.copy(tmp / "voila.log", OUTPUT / "voila.log")
+    # A page's kernel outliving its test keeps polling the registry for the rest of the suite.
+    assert not left, f"dashboard kernels left running by the browser tests: {sorted(left)}"
+
+
+def _kernels_left(log: Path) -> set[str]:
+    """Kernels Voilà started and has not shut down yet, by its log (waits up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = log.read_text(errors="replace")
+        started = set(re.findall(r"Kernel started: ([0-9a-f-]{36})", text))
+        left = started - set(re.findall(r"Kernel shutdown: ([0-9a-f-]{36})", text))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="package")
@@ -171,6 +186,16 @@ def shut_down_kernel(server: Server, kernel: str) -> None:
         urllib.request.urlopen(request, timeout=30).close()
     except urllib.error.HTTPError as gone:  # an HTTPError holds its socket open until closed
         gone.close()
+
+
+def reload_dashboard(page: Any) -> None:
+    """Reload the page (a new kernel; the old one's beacon shuts it down) until interactive.
+
+    One navigation: a second one before the reloaded page has run its script would leave the
+    kernel Voilà started for it running, with no page and no beacon.
+    """
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector(".sk-run-DMO")
 
 
 def open_dashboard(page: object, server: Server) -> None:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox_kit import ModelType, Sandbox
-from tests.browser.conftest import TOKEN, Server, open_dashboard
+from tests.browser.conftest import TOKEN, Server, reload_dashboard, shut_down_kernel
 from tests.conftest import ROOT, job_processes, script
 
 pytestmark = pytest.mark.browser
@@ -53,8 +53,7 @@ def test_1_upload_appears_in_models_view_and_control_panel(page: Any, server: Se
 def test_2_run_streams_logs_before_the_end_and_records_the_job(page: Any, server: Server) -> None:
     sb = sandbox(server)
     sb.upload(script("slow_lines.py"), "DMO")
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.locator(".sk-config-DMO textarea").fill('{"lines": 40, "every": 0.1}')
     page.locator(".sk-run-DMO").click()
     status = page.locator(".sk-status-DMO")
@@ -71,8 +70,7 @@ def test_2_run_streams_logs_before_the_end_and_records_the_job(page: Any, server
 def test_3_cancel_from_the_control_panel_leaves_no_process(page: Any, server: Server) -> None:
     sb = sandbox(server)
     sb.upload(script("hang.py"), "SO")
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.locator(".sk-run-SO").click()
     expect(page.locator(".sk-log-scroll")).to_contain_text("hanging")
     job_id = sb.jobs(model_type="SO", limit=1)[0].id
@@ -118,8 +116,7 @@ def test_6_reload_reattaches_without_gap_or_duplicate(page: Any, server: Server)
     model = sb.upload(script("slow_lines.py"), "DMO", name="reload_me")
     job = sb.run(model.id, config={"lines": 300, "every": 0.05})
     expect(page.locator(".sk-log-scroll")).to_contain_text("tick 20")
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     expect(page.locator(".sk-log-scroll")).to_contain_text("tick 30")
     job.wait(timeout=60)
     log = page.locator(".sk-log-scroll")
@@ -140,7 +137,12 @@ def test_7_a_request_without_the_token_is_refused(server: Server) -> None:
             assert "/login" in refused.value.headers["Location"], path
     with opener.open(f"{server.base}?token={TOKEN}", timeout=60) as allowed:
         assert allowed.status == 200  # the same page with the token is served
-        assert b"application/vnd.jupyter.widget-view+json" in allowed.read()
+        body = allowed.read().decode()
+    assert "application/vnd.jupyter.widget-view+json" in body
+    # Rendering the page started its kernel; no browser will ever say goodbye for it.
+    kernel = re.search(r'"kernelId": "([0-9a-f-]{36})"', body)
+    assert kernel is not None
+    shut_down_kernel(server, kernel.group(1))
     # ... and the token is on no process's command line (issue 8: `ps` shows them to all).
     command_lines = []
     for proc in psutil.process_iter(["cmdline"]):
@@ -154,8 +156,7 @@ def test_8_a_flood_keeps_the_page_responsive_and_the_panel_bounded(
 ) -> None:
     sb = sandbox(server)
     model = sb.upload(script("flood.py"), "SO", name="flood")
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.locator(".sk-config-SO textarea").fill('{"lines": 200000}')
     page.locator(".sk-run-SO").click()
     expect(page.locator(".sk-log-scroll")).to_contain_text("line ", timeout=30_000)
@@ -178,8 +179,7 @@ def test_9_results_gap_chart_moves_while_the_dmo_runs_then_charts_appear(
 ) -> None:
     sb = sandbox(server)
     sb.upload(ROOT / "models" / "examples" / "dmo.py", "DMO", name="dmo_results")
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.locator(".sk-config-DMO textarea").fill('{"days": 7}')  # a solve of a few seconds
     page.get_by_role("tab", name="Results").click()
     page.locator(".sk-run-DMO").click()
@@ -219,8 +219,7 @@ def test_11_rmo_and_so_run_from_the_dashboard_to_optimal(page: Any, server: Serv
     sb = sandbox(server)
     for name, kind in (("rmo.py", "RMO"), ("so.py", "SO")):
         sb.upload(ROOT / "models" / "examples" / name, kind)
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.get_by_role("tab", name="Results").click()
     for kind in ("RMO", "SO"):
         before = {j.id for j in sb.jobs(model_type=kind)}

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox_kit import Sandbox
-from tests.browser.conftest import Server, open_dashboard
+from tests.browser.conftest import Server, reload_dashboard
 from tests.browser.test_dashboard import choose_file
 from tests.conftest import script
 
@@ -23,8 +23,7 @@ def test_a_data_set_from_the_upload_card_feeds_a_run(
     sb = Sandbox(home=server.home)
     sb.upload(script("outcome_writer.py"), "RMO", name="reads_data")
     sb.close()
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.locator(".sk-upload-kind button", has_text="Data set").click()
     forecast = tmp_path / "week_forecast.csv"
     forecast.write_text("hour,mw\n1,100\n2,120\n")
@@ -44,8 +43,7 @@ def test_a_sweep_from_the_dashboard_fills_its_table_and_chart(page: Any, server:
     sb = Sandbox(home=server.home)
     sb.upload(script("outcome_writer.py"), "DMO", name="sweepable")
     sb.close()
-    page.reload()
-    open_dashboard(page, server)
+    reload_dashboard(page)
     page.get_by_role("tab", name="Sweeps").click()
     page.locator(".sk-sweep-type select").select_option(label="DMO (active model)")
     page.locator(".sk-sweep-grid textarea").fill('{"objective": [1, 2, 3], "scale": [1, 2]}')
