@@ -27,7 +27,6 @@ It imports neither SQLAlchemy nor widget code (a test checks), so it starts in m
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import logging
@@ -42,11 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandbox_kit import proctree
 from sandbox_kit.errors import SandboxKitError
-from sandbox_kit.lifecycle import CANCEL, GONE
 from sandbox_kit.logs import LogWriter
+from sandbox_kit.registrar import Registrar
 
-_PR_SET_CHILD_SUBREAPER = 36
 _READ_SIZE = 1 << 16
 _TICK_S = 0.25  # longest the main loop sleeps without looking at its deadlines
 _DRAIN_S = 2.0  # after the model ended: how long output of killed leftovers is still read
@@ -101,7 +100,7 @@ class Supervisor:
         signal.signal(signal.SIGUSR1, self._on_signal)  # sent by cancel(): look at the flag
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        _become_subreaper()
+        proctree.become_subreaper()
         if self.remote is not None:
             from sandbox_kit.dbapi import Connection
             from sandbox_kit.logship import LogShipper
@@ -240,7 +239,7 @@ class Supervisor:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout.fileno(), selectors.EVENT_READ, b"o")
         sel.register(proc.stderr.fileno(), selectors.EVENT_READ, b"e")
-        pidfd = _pidfd(proc.pid)
+        pidfd = proctree.pidfd(proc.pid)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, b"p")  # readable once the model exits
         begun = time.monotonic()
@@ -349,12 +348,12 @@ class Supervisor:
         else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
-        for child in _tree(me):
+        for child in proctree.tree(me):
             if child.pid not in spared:
                 with contextlib.suppress(psutil.Error):
                     child.send_signal(sig)
-        _reap_adopted(self.proc.pid)
-        return _living(_tree(me))
+        proctree.reap_adopted(self.proc.pid)
+        return proctree.living(proctree.tree(me))
 
     def _verdict(self, rc: int) -> tuple[str, str | None]:
         if self.stop_cause == "cancel":
@@ -486,107 +485,6 @@ class Supervisor:
         return status, values
 
 
-class Registrar:
-    """The supervisor's thread that talks to the database: start, heartbeats, cancel flag."""
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self.supervisor = supervisor
-        self.cancel = threading.Event()
-        self.gone = threading.Event()
-        self.announced = False
-        self._started = datetime.now(UTC)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lifecycle: Any = None
-
-    def start(self, started: datetime) -> None:
-        """Begin recording in the background (the model is already running)."""
-        self._started = started
-        self._thread = threading.Thread(target=self._run, name="registrar", daemon=True)
-        self._thread.start()
-
-    def poke(self) -> None:
-        """Beat now (a cancel may be waiting), not at the next period."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Stop beating; returns once the thread is idle."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def lifecycle(self) -> Any:
-        """A lifecycle on a fresh connection, for the supervisor's final writes."""
-        from sandbox_kit.dbapi import Connection
-        from sandbox_kit.lifecycle import Lifecycle
-
-        job = self.supervisor.job_id
-        return Lifecycle(Connection(self.supervisor.spec["db_url"], name=f"sandbox-kit job {job}"))
-
-    def _run(self) -> None:
-        from sandbox_kit.dbapi import TransientError
-
-        sup = self.supervisor
-        spec = sup.spec
-        lifecycle = self.lifecycle()
-        failing_since: float | None = None
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                if not self.announced and sup.proc is not None:
-                    beat = self.announce(lifecycle)
-                else:
-                    beat = lifecycle.heartbeat(sup.job_id, attempt=sup.attempt)
-            except TransientError as exc:
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    sup.oplog.warning("job %s: heartbeat failed (%s); retrying", sup.job_id, exc)
-                self._pause(delay)
-                delay = min(delay * 2, spec["heartbeat_s"])
-                continue
-            except Exception:
-                sup.oplog.exception("job %s: heartbeat failed", sup.job_id)
-                self._pause(spec["heartbeat_s"])
-                continue
-            if failing_since is not None:
-                sup.oplog.warning(
-                    "job %s: database back after %.1f s",
-                    sup.job_id,
-                    time.monotonic() - failing_since,
-                )
-                failing_since, delay = None, 0.1
-            if beat == GONE:
-                self.gone.set()  # ended elsewhere (e.g. marked lost): stop the model
-            elif beat == CANCEL:
-                self.cancel.set()
-            self._pause(spec["heartbeat_s"])
-        lifecycle.conn.close()
-
-    def announce(self, lifecycle: Any) -> str | None:
-        """Record that the model runs (pid, host, isolation, ...); returns the first beat."""
-        sup = self.supervisor
-        assert sup.proc is not None
-        beat: str | None = lifecycle.started(
-            sup.job_id,
-            started=self._started,
-            model_pid=sup.proc.pid,
-            model_started=_create_time(sup.proc.pid),
-            python_version=sup.spec["python_version"],
-            supervisor_pid=os.getpid(),
-            supervisor_started=_create_time(os.getpid()),
-            isolation=sup.isolation,
-            attempt=sup.attempt,
-        )
-        self.announced = True
-        return beat
-
-    def _pause(self, seconds: float) -> None:
-        self._wake.wait(seconds)
-        self._wake.clear()
-
-
 def _check_model(fd: int, expected: str | None) -> str | None:
     """Refuse a stored model whose bytes are not the ones the registry vouched for."""
     if not expected:
@@ -655,66 +553,6 @@ def _signame(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return str(signum)
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None  # an old kernel: the loop's tick still notices the exit
-
-
-def _become_subreaper() -> None:
-    # Orphaned descendants (a grandchild that called setsid() and whose parent exited) are
-    # re-parented to us instead of init, so the tree can always be found and killed.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _tree(me: Any) -> list[Any]:
-    """This job's processes: every descendant except the supervisors this process started
-    for other jobs (``executor.start_supervisor`` after a chained dispatch) and their trees.
-
-    Without the exception, a supervisor whose dispatch claimed two jobs (two slots freed at
-    once) killed the one it started for the second job when its own job ended: that job was
-    later marked ``lost`` (seen in 100-scenario sweeps, issue 11).
-    """
-    import psutil
-
-    from sandbox_kit.executor import started_supervisors
-
-    others: set[int] = set()
-    for pid in started_supervisors():
-        with contextlib.suppress(psutil.Error):
-            others |= {pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))}
-    return [p for p in me.children(recursive=True) if p.pid not in others]
-
-
-def _reap_adopted(model_pid: int) -> None:
-    import psutil
-
-    for child in psutil.Process().children():
-        if child.pid == model_pid:
-            continue  # Popen reaps the model itself, so its exit code is not lost
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(child.pid, os.WNOHANG)
-
-
-def _living(procs: list[Any]) -> bool:
-    import psutil
-
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-    return False
-
-
-def _create_time(pid: int) -> float | None:
-    from sandbox_kit.executor import create_time
-
-    return create_time(pid)
 
 
 def _make_read_only(folder: Path) -> None:

@@ -205,7 +205,7 @@ def test_a_dispatching_process_never_takes_the_supervisors_it_started_for_its_ow
     import psutil
 
     from sandbox_kit.executor import started_supervisors
-    from sandbox_kit.supervisor import _tree
+    from sandbox_kit.proctree import tree as _tree
 
     job = lite.run(lite.upload(script("hang.py"), "DMO").id)
     deadline = time.monotonic() + 30
