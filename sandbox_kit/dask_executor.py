@@ -76,18 +76,12 @@ def capacity(address: str) -> tuple[int, int]:
     return sum(slots), max(slots, default=0)
 
 
-def result_key(job_id: str, attempt: int) -> str:
-    """Where an attempt's results are in the store: a dead attempt that comes back late
-    writes beside the newer one's, never over them."""
-    return f"results/{job_id}/{attempt}"
-
-
 def stage(store_url: str, spec: dict[str, Any], conn: Any) -> dict[str, str | None]:
     """Put what a job needs on a worker into the store when it is not there yet, at submit
     (on the host that has it): the model's bytes and the data source's folder. Returns the
     spec's ``model_key`` and ``data_key``, so any dispatcher (a worker too) can hand the job
     over without this host's files."""
-    from sandbox_kit.store import Store
+    from sandbox_kit.store import Store, result_key
 
     store = Store(store_url)
     model = Path(spec["model_path"])
@@ -168,7 +162,7 @@ def _scheduler_keys(dask_scheduler: Any) -> list[str]:
 def fetch_results(info: Any, store_url: str) -> bool:
     """Bring a finished remote job's result folder from the store into ``info.result_dir``
     (once; a marker file remembers it); returns True when the folder is there."""
-    from sandbox_kit.store import Store
+    from sandbox_kit.store import Store, result_key
 
     folder = Path(info.result_dir)
     marker = folder.parent / ".result-fetched"

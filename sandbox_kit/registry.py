@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from sandbox_kit import audit
 from sandbox_kit.config import Paths
 from sandbox_kit.db import Database, JobRow, LogChunkRow, ModelRow, utcnow
-from sandbox_kit.errors import ConflictError, NotFoundError, ValidationError
+from sandbox_kit.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from sandbox_kit.records import Model, ModelStatus, ModelType
+from sandbox_kit.store import Store, result_key
 from sandbox_kit.validation import ValidatedSource, safe_filename
 
 _ACTIVE_JOB_STATUSES = ("queued", "running")
@@ -35,9 +36,13 @@ SCRATCH_NAME = "%%sandbox"
 class Registry:
     """Model versions stored in a database and a folder."""
 
-    def __init__(self, db: Database, paths: Paths) -> None:
+    def __init__(
+        self, db: Database, paths: Paths, store: Callable[[], Store] | None = None
+    ) -> None:
         self.db = db
         self.paths = paths
+        # Opened only to delete the results of jobs that ran on a Dask worker (issue 12).
+        self.store = store
 
     def upload(
         self,
@@ -197,7 +202,8 @@ class Registry:
             return _view(row, self.paths)
 
     def delete(self, model_id: int, *, actor: str | None = None) -> Model:
-        """Remove a version, its file, and its jobs' records, logs and result folders.
+        """Remove a version, its file, and its jobs' records, logs and result folders (in the
+        store too, for jobs that ran on a Dask worker).
 
         Raises:
             ConflictError: one of its jobs is queued or running (nothing was deleted); or the
@@ -220,20 +226,25 @@ class Registry:
                     job_id=busy,
                 )
             jobs = s.execute(
-                select(JobRow.id, JobRow.log_path).where(JobRow.model_id == model_id)
+                select(JobRow.id, JobRow.log_path, JobRow.executor, JobRow.attempt).where(
+                    JobRow.model_id == model_id
+                )
             ).all()
             view = _view(row, self.paths)
             _record(s, who, "delete", row, jobs_deleted=len(jobs))
             # A remote job's shipped log goes with it (issue 12).
-            s.execute(delete(LogChunkRow).where(LogChunkRow.job_id.in_([j for j, _ in jobs])))
+            s.execute(delete(LogChunkRow).where(LogChunkRow.job_id.in_([j.id for j in jobs])))
             s.execute(delete(JobRow).where(JobRow.model_id == model_id))
             s.delete(row)
         # Files go after the commit: a failed commit must not have removed anything.
         failures: list[OSError] = []
-        for path in [Path(view.path), *(Path(log_path) for _, log_path in jobs)]:
+        for path in [Path(view.path), *(Path(job.log_path) for job in jobs)]:
             _try(os.unlink, path, failures)
-        for job_id, _ in jobs:
-            failures += _remove_tree(self.paths.jobs / job_id)
+        for job in jobs:
+            failures += _remove_tree(self.paths.jobs / job.id)
+        remote = [(job.id, job.attempt or 1) for job in jobs if job.executor == "dask"]
+        if remote and self.store is not None:
+            failures += _remove_results(self.store(), remote)
         if failures:
             first = failures[0]
             raise ConflictError(
@@ -243,6 +254,20 @@ class Registry:
                 model_id=model_id,
             ) from first
         return view
+
+
+def _remove_results(store: Store, jobs: list[tuple[str, int]]) -> list[OSError]:
+    """Delete every attempt's results of remote jobs from the store; returns the failures
+    (each as an OSError naming the key, like the local files')."""
+    failures: list[OSError] = []
+    for job_id, attempts in jobs:
+        for attempt in range(1, attempts + 1):
+            key = result_key(job_id, attempt)
+            try:
+                store.delete(key)
+            except StoreError as exc:
+                failures.append(OSError(0, str(exc), f"{store.public_url}/{key}"))
+    return failures
 
 
 def _remove_tree(folder: Path) -> list[OSError]:

@@ -37,6 +37,7 @@ from sandbox_kit.records import (
     SweepInfo,
 )
 from sandbox_kit.registry import Registry
+from sandbox_kit.store import Store
 from sandbox_kit.sweeps import Sweep, SweepStore
 from sandbox_kit.validation import check_size, validate_upload
 
@@ -86,7 +87,9 @@ class Sandbox:
         except BaseException:
             self.db.dispose()  # a refused open keeps no pooled connection behind
             raise
-        self.registry = Registry(self.db, self.paths)
+        self.registry = Registry(
+            self.db, self.paths, store=lambda: Store.from_settings(self.settings, self.paths)
+        )
         self.jobstore = JobStore(self.db)
         self.datastore = DataStore(self.db, self.paths, max_bytes=self.settings.data_max_bytes)
         self.sweepstore = SweepStore(self.db)

@@ -53,6 +53,12 @@ _CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 _LOCAL_PROTOCOLS = ("file", "local")
 
 
+def result_key(job_id: str, attempt: int) -> str:
+    """Where an attempt's results are in the store: a dead attempt that comes back late
+    writes beside the newer one's, never over them."""
+    return f"results/{job_id}/{attempt}"
+
+
 class Store:
     """Trees of files and small blobs under keys, in a folder or an object store.
 

@@ -466,8 +466,7 @@ class Supervisor:
         # Not for an attempt that is over (lost, or ended elsewhere): its results are not the
         # job's; and an attempt writes under its own key, never over a newer one's.
         if status != "lost" and self.stop_cause != "gone":
-            from sandbox_kit.dask_executor import result_key
-            from sandbox_kit.store import Store
+            from sandbox_kit.store import Store, result_key
 
             try:
                 Store(self.remote["store"]).put_dir(

@@ -20,6 +20,7 @@ import pytest
 
 from sandbox_kit import Job, JobStatus, Sandbox, Settings, dask_executor
 from sandbox_kit.errors import ClusterError, ValidationError
+from sandbox_kit.store import Store, result_key
 from tests.conftest import ROOT, job_processes, script
 from tests.dask_fixtures import (  # noqa: F401 (fixtures)
     DaskCluster,
@@ -165,6 +166,13 @@ def test_results_and_the_dmo_to_rmo_chain_go_through_an_s3_store(
     info = real_time.wait(timeout=180)
     assert info.status is JobStatus.SUCCESS, texts(real_time)[-5:]
     assert any("commitment read from DATA_SOURCE_DIR" in line for line in texts(real_time))
+    # Deleting the models deletes their jobs' results from the store too.
+    store = Store(s3_store_url)
+    keys = [result_key(job.id, 1) for job in (day, real_time)]
+    assert all(store.exists(key) for key in keys)
+    for job in (real_time, day):
+        sb.delete(job.info.model_id)
+    assert not any(store.exists(key) for key in keys)
     sb.close()
 
 
