@@ -72,10 +72,3 @@ def living(procs: list[Any]) -> bool:
             if proc.status() != psutil.STATUS_ZOMBIE:
                 return True
     return False
-
-
-def create_time(pid: int) -> float | None:
-    """When ``pid`` started (to tell it from a later process with the same pid), or None."""
-    from sandbox_kit.executor import create_time as started_at
-
-    return started_at(pid)

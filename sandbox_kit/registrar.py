@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox_kit.lifecycle import CANCEL, GONE
-from sandbox_kit.proctree import create_time
 
 if TYPE_CHECKING:
     from sandbox_kit.supervisor import Supervisor
@@ -102,6 +101,8 @@ class Registrar:
 
     def announce(self, lifecycle: Any) -> str | None:
         """Record that the model runs (pid, host, isolation, ...); returns the first beat."""
+        from sandbox_kit.executor import create_time
+
         sup = self.supervisor
         assert sup.proc is not None
         beat: str | None = lifecycle.started(
