@@ -16,7 +16,10 @@ each message to a :class:`Notifier`, whose threads deliver it (tried 4 times: th
 3 retries, with backoff) and record the outcome per job and target in the ``notifications``
 table (``notifications`` in ``status --json``). A row is claimed before delivery under a
 unique key (subject, event, target), so a message is sent once whatever the number of
-schedulers.
+schedulers. A row still ``sending`` long after its claim (:data:`RESEND_AFTER`) belongs to a
+scheduler that stopped before it recorded the outcome: the leader delivers it again, so a
+message is delivered at least once (twice if that scheduler stopped between sending and
+recording).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,6 +51,9 @@ EVENTS = ("failed", "timeout", "lost", "deadline", "not_started", "success", "in
 DEFAULT_EVENTS = ("failed", "timeout", "lost", "deadline", "not_started")
 #: Deliveries tried per message: the first, then 3 retries.
 ATTEMPTS = 4
+#: A claimed notification still ``sending`` this long after it was claimed was abandoned by a
+#: scheduler that stopped (a delivery, all attempts and backoff included, takes minutes at most).
+RESEND_AFTER = timedelta(minutes=10)
 #: Lines of the job's log a message carries.
 LOG_LINES = 20
 _TAIL_BYTES = 256 * 1024  # read from the end of a log for its last lines
@@ -289,6 +295,18 @@ class Claim:
     subject: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A notification row claimed by a scheduler that stopped before recording its outcome."""
+
+    row_id: int
+    subject: str
+    job_id: str | None
+    schedule_id: int | None
+    event: str
+    target_key: str
+
+
 class Notifier:
     """Claims notification rows and delivers them from a few background threads.
 
@@ -312,6 +330,7 @@ class Notifier:
         self.backoff_s = backoff_s
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sk-notify")
         self._pending: set[Future[None]] = set()
+        self._rows: set[int] = set()  # rows this notifier is delivering (queued or sending)
         self._lock = threading.Lock()
 
     def claim(
@@ -362,11 +381,54 @@ class Notifier:
         assert row is not None
         return Claim(int(row[0]), url, event, subject)
 
+    def unfinished(self) -> list[Unfinished]:
+        """Rows still ``sending`` :data:`RESEND_AFTER` after their claim, that this notifier
+        is not delivering: their scheduler stopped before it recorded the outcome."""
+        with self.conn.read() as st:
+            rows = st.run(
+                "SELECT id, subject, job_id, schedule_id, event, target_key FROM notifications "
+                "WHERE status = 'sending' AND updated_at < :cutoff ORDER BY id",
+                {"cutoff": utcnow() - RESEND_AFTER},
+            ).all()
+        with self._lock:
+            mine = set(self._rows)
+        return [
+            Unfinished(int(r[0]), str(r[1]), r[2], None if r[3] is None else int(r[3]), *r[4:6])
+            for r in rows
+            if int(r[0]) not in mine
+        ]
+
+    def reclaim(
+        self, row: Unfinished, url: str, *, guard: Callable[[Any], None] | None = None
+    ) -> Claim | None:
+        """Take over an unfinished row to deliver it to ``url`` (the configured target whose
+        key it has); None when another scheduler took it over first."""
+        with self.conn.write() as st:
+            if guard is not None:
+                guard(st)
+            taken = st.run(
+                "UPDATE notifications SET updated_at = :now WHERE id = :id "
+                "AND status = 'sending' AND updated_at < :cutoff",
+                {"now": utcnow(), "id": row.row_id, "cutoff": utcnow() - RESEND_AFTER},
+            ).rowcount
+        return Claim(row.row_id, url, row.event, row.subject) if taken == 1 else None
+
+    def abandon(self, row: Unfinished, reason: str) -> None:
+        """Record an unfinished row that cannot be delivered again as an error."""
+        with self.conn.write() as st:
+            st.run(
+                "UPDATE notifications SET status = 'error', error = :error, updated_at = :now "
+                "WHERE id = :id AND status = 'sending'",
+                {"error": reason, "now": utcnow(), "id": row.row_id},
+            )
+
     def send(self, claim: Claim, message: Message | Callable[[], Message]) -> None:
         """Deliver in the background and record the outcome; returns at once.
 
         ``message`` may be a function, called in the background (reading a log tail there).
         """
+        with self._lock:
+            self._rows.add(claim.row_id)
         future = self._pool.submit(self._deliver, claim, message)
         with self._lock:
             self._pending.add(future)
@@ -421,4 +483,8 @@ class Notifier:
                     },
                 )
         except Exception as exc:  # the database is down: the log above still tells
+            # Still ours: not delivered again by this process, which did deliver it.
             self.log.error("could not record notification %d: %s", claim.row_id, exc)
+            return
+        with self._lock:
+            self._rows.discard(claim.row_id)

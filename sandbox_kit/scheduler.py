@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 _NOTIFY_MARGIN = timedelta(seconds=60)
 #: Job ends older than this are never notified (a scheduler that was down for a week).
 _NOTIFY_LOOKBACK = timedelta(days=1)
+# How often the leader looks for notifications a stopped scheduler left unfinished.
+_RESUME_EVERY_S = 60.0
 
 
 class _AlreadyFired(Exception):
@@ -108,12 +110,14 @@ class Tick:
         claimed: fire times claimed, as ``(schedule id, fire time, outcome)``.
         submitted: job ids started.
         notified: notifications handed to the notifier.
+        resent: unfinished notifications of a stopped scheduler handed to it again.
     """
 
     leading: bool = False
     claimed: list[tuple[int, datetime, str]] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
     notified: int = 0
+    resent: int = 0
 
 
 class Scheduler:
@@ -160,6 +164,7 @@ class Scheduler:
         self._notify_since: datetime | None = None
         self._watermark_saved = 0.0
         self._last_reconcile = 0.0
+        self._last_resume: float | None = None
 
     # -- the pass -----------------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class Scheduler:
             self._start_claimed(result)
             self._watch_deadlines(result)
             self._notify_ends(result)
+            self._resume_deliveries(result)
         except LeaseLost as exc:
             self.log.warning("stopped leading mid-pass: %s", exc)
             result.leading = False
@@ -589,6 +595,59 @@ class Scheduler:
             )
             if claim is not None:
                 self.notifier.send(claim, message)
+
+    def _resume_deliveries(self, result: Tick) -> None:
+        """Deliver again what a scheduler that stopped had claimed but not recorded (once a
+        minute: such rows are at least :data:`notify.RESEND_AFTER` old)."""
+        last = self._last_resume
+        if last is not None and time.monotonic() - last < _RESUME_EVERY_S:
+            return
+        self._last_resume = time.monotonic()
+        for row in self.notifier.unfinished():
+            schedule = None if row.schedule_id is None else self._schedules.get(row.schedule_id)
+            urls = self._targets(row.event, schedule)
+            url = next((u for u in urls if notify.target_key(u) == row.target_key), None)
+            if url is None:
+                self.notifier.abandon(
+                    row,
+                    "not delivered: the scheduler that claimed it stopped, and the target is "
+                    "no longer configured",
+                )
+                continue
+            claim = self.notifier.reclaim(row, url, guard=self.lease.check)
+            if claim is None:
+                continue
+            self.log.warning(
+                "notifying %s of %s %s again: the scheduler that claimed it stopped",
+                notify.redact(url),
+                row.subject,
+                row.event,
+            )
+            label = None if schedule is None else schedule.label
+            message: Callable[[], notify.Message]
+            if row.job_id is not None:
+                message = functools.partial(self._job_message, row.job_id, row.event, label)
+            else:
+                message = functools.partial(self._fire_message, row.subject, label)
+            self.notifier.send(claim, message)
+            result.resent += 1
+
+    def _fire_message(self, subject: str, label: str | None) -> notify.Message:
+        """The message of a fire time that started no run (``schedule:ID@TIME``), again."""
+        schedule_id, at = subject.removeprefix("schedule:").split("@", 1)
+        fire_at = datetime.fromisoformat(at)
+        with self.sandbox.lifecycle.conn.read() as st:
+            found = st.run(
+                "SELECT detail FROM schedule_fires WHERE schedule_id = :s AND fire_at = :f",
+                {"s": int(schedule_id), "f": fire_at},
+            ).one()
+        reason = str(found[0]) if found and found[0] else "see the schedule's fire times"
+        return notify.compose_not_started(
+            label or f"schedule {schedule_id}",
+            fire_at,
+            reason,
+            dashboard_url=self.sandbox.settings.dashboard_url,
+        )
 
     def _job_message(self, job_id: str, event: str, schedule: str | None) -> notify.Message:
         info = self.sandbox.jobstore.get(job_id)

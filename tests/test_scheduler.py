@@ -19,6 +19,8 @@ from pytest_httpserver import HTTPServer
 
 from sandbox_kit import Sandbox, Settings
 from sandbox_kit.lease import LeaseLost
+from sandbox_kit.lifecycle import utcnow
+from sandbox_kit.notify import Notifier
 from sandbox_kit.records import JobStatus, Schedule
 from sandbox_kit.scheduler import Scheduler, Tick
 from tests.conftest import script
@@ -342,6 +344,23 @@ def test_a_run_that_cannot_start_is_recorded_and_notified(
     )
     assert "no active RMO model" in str(posted["message"])
 
+    # Had the scheduler stopped before recording it, the next leader would send it again,
+    # with the reason read back from the fire time.
+    assert worker.notifier.drain(30)  # the first delivery is recorded
+    with lite.lifecycle.conn.write() as st:
+        st.run(
+            "UPDATE notifications SET status = 'sending', updated_at = :t",
+            {"t": utcnow() - timedelta(hours=1)},
+        )
+    httpserver.clear_log()
+    successor = scheduler(lite, clock, made, "successor")
+    worker.lease.release()
+    assert successor.tick().resent == 1
+    assert successor.notifier.drain(30)
+    (again,) = _posted(httpserver)
+    assert again["title"] == posted["title"]
+    assert "no active RMO model" in str(again["message"])
+
 
 def test_job_ends_are_notified_to_the_global_targets(
     home: Path, settings: Settings, made: list[Scheduler], httpserver: HTTPServer
@@ -380,3 +399,48 @@ def test_job_ends_are_notified_to_the_global_targets(
         assert sb.job_info(ok.id).notifications == ()
     finally:
         sb.close()
+
+
+def test_notifications_a_stopped_scheduler_left_sending_are_delivered_again(
+    sandbox: Sandbox, made: list[Scheduler], httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/again", method="POST").respond_with_data("ok")
+    target = f"json://localhost:{httpserver.port}/again"
+    removed = f"json://localhost:{httpserver.port}/removed"
+    sandbox.settings = replace(sandbox.settings, notify=(target,))
+    sandbox.upload(script("nonzero_exit.py"), "DMO")
+    failed = sandbox.run("DMO").wait(timeout=60)
+    assert failed.status is JobStatus.FAILED
+    # A scheduler claimed these an hour ago and stopped before recording the outcome; the
+    # second target has since been removed from the settings...
+    stopped = Notifier(sandbox.lifecycle.conn, log=LOG)
+    old = [
+        stopped.claim(subject=failed.id, event="failed", url=url, job_id=failed.id)
+        for url in (target, removed)
+    ]
+    with sandbox.lifecycle.conn.write() as st:
+        for claim in old:
+            assert claim is not None
+            st.run(
+                "UPDATE notifications SET updated_at = :t WHERE id = :id",
+                {"t": utcnow() - timedelta(hours=1), "id": claim.row_id},
+            )
+    # ... and a live scheduler claimed this one a moment ago: it is still being delivered.
+    assert stopped.claim(subject=failed.id, event="deadline", url=target, job_id=failed.id)
+    stopped.close()
+
+    worker = scheduler(sandbox, FakeClock(minute_now()), made, "next")
+    assert worker.tick().resent == 1
+    assert worker.notifier.drain(30)
+    assert worker.tick().resent == 0
+    (posted,) = _posted(httpserver)
+    assert posted["title"] == f"[sandbox_kit] DMO job {failed.id} failed"
+    assert "ValueError: model blew up" in str(posted["message"])
+    notes = sandbox.job_info(failed.id).to_dict()["notifications"]
+    assert sorted((n["event"], n["status"]) for n in notes) == [
+        ("deadline", "sending"),
+        ("failed", "delivered"),
+        ("failed", "error"),
+    ]
+    (error,) = [n["error"] for n in notes if n["status"] == "error"]
+    assert "target is no longer configured" in error
