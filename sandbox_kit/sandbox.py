@@ -18,7 +18,7 @@ from sandbox_kit.config import Paths, Settings
 from sandbox_kit.datasets import DataStore
 from sandbox_kit.db import Database
 from sandbox_kit.dbapi import Connection
-from sandbox_kit.errors import RunError, SandboxKitError, ValidationError
+from sandbox_kit.errors import RunError, SandboxKitError, ValidationError, reason_of
 from sandbox_kit.jobs import Job
 from sandbox_kit.jobstore import JobStore
 from sandbox_kit.lifecycle import Lifecycle
@@ -683,6 +683,8 @@ class Sandbox:
         Raises:
             ValidationError: a malformed grid or case, or more than
                 ``Settings.sweep_max_scenarios`` scenarios; nothing was started.
+            RunError: a scenario could not be queued (the database refused it); the sweep
+                then holds the scenarios queued before it, which run.
         """
         model = self._runnable(target)
         found = sweeps.plan(
@@ -707,21 +709,34 @@ class Sandbox:
             total=len(found.configs),
             actor=self.actor,
         )
-        for index, config in enumerate(found.configs):
-            launcher.submit(
-                self.db,
-                self.lifecycle,
-                self.paths,
-                self.settings,
-                model,
-                config=config,
-                source=source,
-                timeout=timeout,
-                cache=use_cache,
-                sweep=(sweep_id, index),
-                started_by=self.actor,
-            )
-        self._dispatch()
+        queued = 0
+        try:
+            for index, config in enumerate(found.configs):
+                launcher.submit(
+                    self.db,
+                    self.lifecycle,
+                    self.paths,
+                    self.settings,
+                    model,
+                    config=config,
+                    source=source,
+                    timeout=timeout,
+                    cache=use_cache,
+                    sweep=(sweep_id, index),
+                    started_by=self.actor,
+                )
+                queued += 1
+        except Exception as exc:
+            # The sweep must not wait for scenarios that were never queued: it keeps those
+            # that were (they run; cancel_sweep stops them).
+            self.sweepstore.shorten(sweep_id, queued)
+            raise RunError(
+                f"sweep {sweep_id}: {queued} of {len(found.configs)} scenarios were queued, "
+                f"then scenario {queued + 1} failed: {reason_of(exc)}; the sweep holds the "
+                f"{queued} queued ones"
+            ) from exc
+        finally:
+            self._dispatch()
         return self.get_sweep(sweep_id)
 
     def get_sweep(self, sweep_id: str) -> Sweep:

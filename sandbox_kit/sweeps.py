@@ -187,6 +187,13 @@ class SweepStore:
                 )
             )
 
+    def shorten(self, sweep_id: str, total: int) -> None:
+        """Make a sweep hold only its first ``total`` scenarios (the others were never queued)."""
+        with self.db.write() as s:
+            row = s.get(SweepRow, sweep_id)
+            if row is not None:
+                row.total = total
+
     def get(self, sweep_id: str) -> SweepInfo:
         """A sweep with its progress.
 

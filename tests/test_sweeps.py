@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox_kit import Sandbox, Settings
-from sandbox_kit.errors import ValidationError
+from sandbox_kit.errors import RunError, ValidationError
 from sandbox_kit.sweeps import plan, read_cases
 from tests.conftest import ROOT, cli, script
 
@@ -107,6 +107,25 @@ def test_the_scenario_limit(home: Path) -> None:
         with pytest.raises(ValidationError, match="more than the limit of 2"):
             sb.sweep(model, {"objective": [1, 2, 3]})
         assert sb.sweeps() == [] and sb.jobs() == []
+    finally:
+        sb.close()
+
+
+def test_a_scenario_the_database_refuses_leaves_a_sweep_of_those_queued(home: Path) -> None:
+    sb = Sandbox(home=home)
+    try:
+        model = sb.upload(script("outcome_writer.py"), "DMO").id
+        with sb.lifecycle.conn.write() as st:  # a real refusal, from the database itself
+            st.run(
+                "CREATE TRIGGER refuse_third BEFORE INSERT ON jobs WHEN NEW.sweep_index >= 2 "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        with pytest.raises(RunError, match=r"2 of 4 scenarios were queued, then scenario 3 fa"):
+            sb.sweep(model, {"objective": [1, 2, 3, 4]})
+        (sweep,) = [sb.get_sweep(info.id) for info in sb.sweeps()]
+        assert sweep.info.total == 2
+        sweep.wait(timeout=60)  # it ends: it waits for no scenario that was never queued
+        assert [row.status.value for row in sweep.rows()] == ["success", "success"]
     finally:
         sb.close()
 
