@@ -403,19 +403,24 @@ class Notifier:
     ) -> Claim | None:
         """Take over an unfinished row to deliver it to ``url`` (the configured target whose
         key it has); None when another scheduler took it over first."""
+        now = utcnow()
         with self.conn.write() as st:
             if guard is not None:
                 guard(st)
             taken = st.run(
                 "UPDATE notifications SET updated_at = :now WHERE id = :id "
                 "AND status = 'sending' AND updated_at < :cutoff",
-                {"now": utcnow(), "id": row.row_id, "cutoff": utcnow() - RESEND_AFTER},
+                {"now": now, "id": row.row_id, "cutoff": now - RESEND_AFTER},
             ).rowcount
         return Claim(row.row_id, url, row.event, row.subject) if taken == 1 else None
 
-    def abandon(self, row: Unfinished, reason: str) -> None:
+    def abandon(
+        self, row: Unfinished, reason: str, *, guard: Callable[[Any], None] | None = None
+    ) -> None:
         """Record an unfinished row that cannot be delivered again as an error."""
         with self.conn.write() as st:
+            if guard is not None:
+                guard(st)
             st.run(
                 "UPDATE notifications SET status = 'error', error = :error, updated_at = :now "
                 "WHERE id = :id AND status = 'sending'",

@@ -33,7 +33,6 @@ class Registrar:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lifecycle: Any = None
 
     def start(self, started: datetime) -> None:
         """Begin recording in the background (the model is already running)."""

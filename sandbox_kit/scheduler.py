@@ -581,7 +581,7 @@ class Scheduler:
         return sent
 
     def _notify_not_started(self, schedule: _Schedule, fire_at: datetime, reason: str) -> None:
-        subject = f"schedule:{schedule.id}@{_iso(fire_at)}"
+        subject = _fire_subject(schedule.id, fire_at)
         message = notify.compose_not_started(
             schedule.label, fire_at, reason, dashboard_url=self.sandbox.settings.dashboard_url
         )
@@ -612,6 +612,7 @@ class Scheduler:
                     row,
                     "not delivered: the scheduler that claimed it stopped, and the target is "
                     "no longer configured",
+                    guard=self.lease.check,
                 )
                 continue
             claim = self.notifier.reclaim(row, url, guard=self.lease.check)
@@ -634,12 +635,11 @@ class Scheduler:
 
     def _fire_message(self, subject: str, label: str | None) -> notify.Message:
         """The message of a fire time that started no run (``schedule:ID@TIME``), again."""
-        schedule_id, at = subject.removeprefix("schedule:").split("@", 1)
-        fire_at = datetime.fromisoformat(at)
+        schedule_id, fire_at = _parse_fire_subject(subject)
         with self.sandbox.lifecycle.conn.read() as st:
             found = st.run(
                 "SELECT detail FROM schedule_fires WHERE schedule_id = :s AND fire_at = :f",
-                {"s": int(schedule_id), "f": fire_at},
+                {"s": schedule_id, "f": fire_at},
             ).one()
         reason = str(found[0]) if found and found[0] else "see the schedule's fire times"
         return notify.compose_not_started(
@@ -681,6 +681,17 @@ def _insert_fire(
         {"s": schedule_id, "f": fire_at, "o": outcome, "d": detail, "now": now},
     )
     return True
+
+
+def _fire_subject(schedule_id: int, fire_at: datetime) -> str:
+    """The subject of a fire time's notifications: ``schedule:ID@TIME``."""
+    return f"schedule:{schedule_id}@{_iso(fire_at)}"
+
+
+def _parse_fire_subject(subject: str) -> tuple[int, datetime]:
+    """The schedule id and fire time of a :func:`_fire_subject`."""
+    schedule_id, at = subject.removeprefix("schedule:").split("@", 1)
+    return int(schedule_id), datetime.fromisoformat(at)
 
 
 def _iso(moment: datetime) -> str:
